@@ -1,0 +1,213 @@
+"""numba kernels that turn 32-bit TTTR records into photons and markers.
+
+One classifier per record layout (bit fields of ../shared/ptu_format.md
+section 4); one driver that walks a block of records, keeps the overflow
+state across blocks and either counts or fills.  PTU, the legacy
+fixed-header formats and Becker & Hickl SPC all end up here.
+
+Every classifier returns ``(kind, channel, time, dtime, overflow_add)``:
+kind 0 photon, 1 overflow, 2 marker (``channel`` holds the marker bits; 0 for
+a T2 sync event), 3 invalid record (skipped and counted).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["LAYOUTS", "Layout", "count_block", "decode_block", "new_state"]
+
+PHOTON, OVERFLOW, MARKER, INVALID = 0, 1, 2, 3
+
+# state vector carried across blocks
+_OVF, _N_OVF, _N_INVALID = 0, 1, 2
+
+
+def new_state() -> np.ndarray:
+    """Fresh decoder state: overflow offset, counts of overflows and invalid records."""
+    return np.zeros(3, np.int64)
+
+
+@numba.njit(inline="always")
+def _picoharp_t3(rec, version):
+    chan = rec >> 28
+    dtime = (rec >> 16) & 0xFFF
+    nsync = rec & 0xFFFF
+    if chan == 15:
+        if dtime == 0:
+            return OVERFLOW, 0, 0, 0, 65536
+        return MARKER, dtime & 0xF, nsync, 0, 0
+    if chan == 0:
+        return INVALID, 0, 0, 0, 0
+    return PHOTON, chan - 1, nsync, dtime, 0
+
+
+@numba.njit(inline="always")
+def _picoharp_t2(rec, version):
+    chan = rec >> 28
+    tag = rec & 0x0FFFFFFF
+    if chan == 15:
+        bits = rec & 0xF
+        if bits == 0:
+            return OVERFLOW, 0, 0, 0, 210698240
+        return MARKER, bits, tag & 0x0FFFFFF0, 0, 0
+    return PHOTON, chan, tag, 0, 0
+
+
+@numba.njit(inline="always")
+def _hydraharp_t3(rec, version):
+    chan = (rec >> 25) & 0x3F
+    dtime = (rec >> 10) & 0x7FFF
+    nsync = rec & 0x3FF
+    if rec >> 31:
+        if chan == 63:
+            if version == 1 or nsync == 0:
+                return OVERFLOW, 0, 0, 0, 1024
+            return OVERFLOW, 0, 0, 0, 1024 * nsync
+        if chan >= 1 and chan <= 15:
+            return MARKER, chan, nsync, 0, 0
+        return INVALID, 0, 0, 0, 0
+    return PHOTON, chan, nsync, dtime, 0
+
+
+@numba.njit(inline="always")
+def _hydraharp_t2(rec, version):
+    chan = (rec >> 25) & 0x3F
+    tag = rec & 0x1FFFFFF
+    if rec >> 31:
+        if chan == 63:
+            if version == 1:
+                return OVERFLOW, 0, 0, 0, 33552000
+            if tag == 0:
+                return OVERFLOW, 0, 0, 0, 33554432
+            return OVERFLOW, 0, 0, 0, 33554432 * tag
+        if chan <= 15:  # 0 is a sync event, 1..15 markers
+            return MARKER, chan, tag, 0, 0
+        return INVALID, 0, 0, 0, 0
+    return PHOTON, chan, tag, 0, 0
+
+
+@numba.njit(inline="always")
+def _timeharp_t3r(rec, version):
+    # TimeHarp 200 T3R: valid:1 route:2 data:12 timetag:16 (bit 31 reserved)
+    nsync = rec & 0xFFFF
+    data = (rec >> 16) & 0xFFF
+    route = (rec >> 28) & 0x3
+    if (rec >> 30) & 1:
+        return PHOTON, route, nsync, data, 0
+    if data & 0x800:
+        return OVERFLOW, 0, 0, 0, 65536
+    if data & 0x7:
+        return MARKER, data & 0x7, nsync, 0, 0
+    return INVALID, 0, 0, 0, 0
+
+
+@numba.njit(inline="always")
+def _bh_spc(rec, version):
+    # Becker & Hickl SPC-130/134/140/150/830 FIFO: bit 31 INVALID, 30 MTOV, 29 GAP,
+    # 28 MARK, 27..16 ADC (inverted: microtime = 4095 - ADC), 15..12 ROUT, 11..0 MT.
+    # MTOV on a photon or marker adds one 4096 wrap before its own time; an
+    # INVALID record with MTOV and no MARK holds the number of wraps in bits 0..27.
+    mtov = (rec >> 30) & 1
+    macro = rec & 0xFFF
+    rout = (rec >> 12) & 0xF
+    if (rec >> 28) & 1:
+        return MARKER, rout, macro, 0, 4096 * mtov
+    if rec >> 31:
+        if mtov:
+            return OVERFLOW, 0, 0, 0, 4096 * (rec & 0x0FFFFFFF)
+        return INVALID, 0, 0, 0, 0
+    return PHOTON, rout, macro, 4095 - ((rec >> 16) & 0xFFF), 4096 * mtov
+
+
+def _make_driver(classify):
+    """A block decoder for one record layout (``classify`` is inlined)."""
+
+    @numba.njit(nogil=True)
+    def driver(records, version, state, fill, ch, mac, mic, mk_time, mk_bits):
+        n_photon = 0
+        n_marker = 0
+        ovf = state[_OVF]
+        n_ovf = state[_N_OVF]
+        n_invalid = state[_N_INVALID]
+        write_mic = mic.shape[0] != 0
+        for i in range(records.shape[0]):
+            kind, chan, t, dtime, add = classify(np.int64(records[i]), version)
+            ovf += add
+            if kind == PHOTON:
+                if fill:
+                    ch[n_photon] = chan
+                    mac[n_photon] = ovf + t
+                    if write_mic:
+                        mic[n_photon] = dtime
+                n_photon += 1
+            elif kind == MARKER:
+                if fill:
+                    mk_time[n_marker] = ovf + t
+                    mk_bits[n_marker] = chan
+                n_marker += 1
+            elif kind == OVERFLOW:
+                n_ovf += 1
+            else:
+                n_invalid += 1
+        state[_OVF] = ovf
+        state[_N_OVF] = n_ovf
+        state[_N_INVALID] = n_invalid
+        return n_photon, n_marker
+
+    return driver
+
+
+class Layout:
+    """A record layout: its block decoder and what its fields mean."""
+
+    def __init__(self, name: str, classify, *, t3: bool, microtime_bits: int = 0):
+        self.name = name
+        self.t3 = t3
+        self.microtime_bits = microtime_bits
+        self._driver = _make_driver(classify)
+
+    def __repr__(self) -> str:
+        return f"Layout({self.name!r})"
+
+
+LAYOUTS: dict[str, Layout] = {
+    "picoharp_t3": Layout("picoharp_t3", _picoharp_t3, t3=True, microtime_bits=12),
+    "picoharp_t2": Layout("picoharp_t2", _picoharp_t2, t3=False),
+    "hydraharp_t3": Layout("hydraharp_t3", _hydraharp_t3, t3=True, microtime_bits=15),
+    "hydraharp_t2": Layout("hydraharp_t2", _hydraharp_t2, t3=False),
+    "timeharp_t3r": Layout("timeharp_t3r", _timeharp_t3r, t3=True, microtime_bits=12),
+    "bh_spc": Layout("bh_spc", _bh_spc, t3=True, microtime_bits=12),
+}
+
+_EMPTY_U8 = np.empty(0, np.uint8)
+_EMPTY_I64 = np.empty(0, np.int64)
+_EMPTY_I32 = np.empty(0, np.int32)
+
+
+def count_block(layout: Layout, records: np.ndarray, version: int) -> tuple[int, int]:
+    """Photons and markers in a block, without touching any overflow state."""
+    scratch = new_state()
+    return layout._driver(
+        records, version, scratch, False,
+        _EMPTY_U8, _EMPTY_I64, _EMPTY_I32, _EMPTY_I64, _EMPTY_U8,
+    )  # fmt: skip
+
+
+def decode_block(
+    layout: Layout,
+    records: np.ndarray,
+    version: int,
+    state: np.ndarray,
+    ch: np.ndarray,
+    mac: np.ndarray,
+    mic: np.ndarray,
+    mk_time: np.ndarray,
+    mk_bits: np.ndarray,
+) -> tuple[int, int]:
+    """Decode ``records`` into the output arrays (which must be large enough).
+
+    Returns the number of photons and markers written; ``state`` carries the
+    overflow offset to the next block.
+    """
+    return layout._driver(records, version, state, True, ch, mac, mic, mk_time, mk_bits)
