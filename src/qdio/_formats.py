@@ -16,7 +16,7 @@ from pathlib import Path
 from ._errors import QdioError
 from ._records import ReadResult, RecordSource, iter_source, read_source
 
-__all__ = ["FileFormat", "detect", "read_any", "iter_any", "HEAD_BYTES"]
+__all__ = ["HEAD_BYTES", "FileFormat", "detect", "iter_any", "read_any"]
 
 HEAD_BYTES = 1024
 

@@ -57,9 +57,7 @@ class RecordSource:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
-def count_records(
-    path: Path, data_offset: int, header_records: int | None, *, what: str
-) -> int:
+def count_records(path: Path, data_offset: int, header_records: int | None, *, what: str) -> int:
     """Records actually present after ``data_offset``, warning where the header disagrees.
 
     The header's count is trusted only when it is positive and no larger
@@ -192,7 +190,9 @@ def iter_source(src: RecordSource, max_records: int) -> Iterator[ReadResult]:
 
     Macrotimes continue across chunk borders (the overflow state is carried);
     memory is bounded by the chunk size.  Every chunk carries the same attrs
-    plus ``chunk_first_record``.
+    plus ``chunk_first_record``; its ``n_overflow_records`` and
+    ``n_invalid_records`` count up to the end of that chunk, so the last
+    chunk's equal :func:`read_source`'s.
     """
     if int(max_records) != max_records or max_records < 1:
         raise ValueError(f"{max_records=} must be a positive integer")
@@ -202,5 +202,10 @@ def iter_source(src: RecordSource, max_records: int) -> Iterator[ReadResult]:
     for first in range(0, src.n_records, max_records):
         stop = min(first + max_records, src.n_records)
         ch, mac, mic, markers = _decode_range(src, first, stop, state)
-        chunk_attrs = dict(attrs, chunk_first_record=first)
+        chunk_attrs = dict(
+            attrs,
+            chunk_first_record=first,
+            n_overflow_records=int(state[1]),
+            n_invalid_records=int(state[2]),
+        )
         yield ReadResult(_to_stream(src, ch, mac, mic, chunk_attrs), markers)

@@ -29,8 +29,8 @@ from ._util import atomic_write
 from .stream import Markers, PhotonStream
 
 __all__ = [
-    "RECORD_TYPES",
     "PTU_RECORD_TYPES",
+    "RECORD_TYPES",
     "TagType",
     "parse_tags",
     "ptu_source",
@@ -504,8 +504,8 @@ def write_ptu(
 
     glob = stream.macrotime_resolution_s
     micro = stream.microtime_resolution_s if stream.is_t3 else glob
-    duration_ms = int(round((times[-1] if len(times) else 0) * glob * 1e3))
-    sync_rate = int(round(1.0 / glob)) if stream.is_t3 else 0
+    duration_ms = round((times[-1] if len(times) else 0) * glob * 1e3)
+    sync_rate = round(1.0 / glob) if stream.is_t3 else 0
     now = _dt.datetime.now()
     T = TagType
     header = [

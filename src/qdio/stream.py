@@ -47,9 +47,7 @@ def _as_column(name: str, values: Any, dtype: type, length: int | None) -> np.nd
     if arr.ndim != 1:
         raise ValueError(f"PhotonStream.{name} must be 1-D, got shape {arr.shape}")
     if length is not None and arr.shape[0] != length:
-        raise ValueError(
-            f"PhotonStream.{name} has {arr.shape[0]} rows, channel has {length}"
-        )
+        raise ValueError(f"PhotonStream.{name} has {arr.shape[0]} rows, channel has {length}")
     if arr.dtype == dtype:
         return arr
     if arr.size and arr.dtype.kind not in "iu":
