@@ -20,7 +20,7 @@ def stream():
 
 
 def test_absolute_gate(stream):
-    m = gate(min_s=12.5e-9, max_s=300e-9).mask(stream)
+    m = gate(min_s=12.5e-9, max_s=350e-9).mask(stream)
     assert m.tolist() == [False, False, True, False, True, True, True, False]
 
 
