@@ -62,7 +62,9 @@ def count_records(path: Path, data_offset: int, header_records: int | None, *, w
 
     The header's count is trusted only when it is positive and no larger
     than the file: it can be 0 (acquisition still running or aborted) or
-    claim more records than were written (truncated copies).
+    claim more records than were written (truncated copies).  Whole records
+    beyond a trusted count are ignored with a warning; a partial trailing
+    record after the last complete one is dropped with a warning.
     """
     size = os.path.getsize(path)
     if size < data_offset:
@@ -72,6 +74,14 @@ def count_records(path: Path, data_offset: int, header_records: int | None, *, w
         )
     available, extra = divmod(size - data_offset, RECORD_BYTES)
     if header_records is not None and 0 < header_records <= available:
+        if header_records < available:
+            warnings.warn(
+                f"{path}: header says {header_records} records, the file holds "
+                f"{available}: reading {header_records}, ignoring the rest from offset "
+                f"{data_offset + header_records * RECORD_BYTES}",
+                QdioWarning,
+                stacklevel=4,
+            )
         return header_records
     if extra:
         warnings.warn(
