@@ -104,16 +104,23 @@ def _timeharp_t3r(rec, version):
 
 @numba.njit(inline="always")
 def _bh_spc(rec, version):
-    # Becker & Hickl SPC-130/134/140/150/830 FIFO: bit 31 INVALID, 30 MTOV, 29 GAP,
-    # 28 MARK, 27..16 ADC (inverted: microtime = 4095 - ADC), 15..12 ROUT, 11..0 MT.
+    # Becker & Hickl SPC-130/134/140/150/160/830 FIFO: bit 31 INVALID, 30 MTOV, 29 GAP,
+    # 28 MARK, 27..16 ADC (inverted: microtime = 4095 - ADC), 15..12 ROUT, 11..0 MT
+    # (SPC_data_file_structure.h; libtcspc bh_spc.hpp).
     # MTOV on a photon or marker adds one 4096 wrap before its own time; an
     # INVALID record with MTOV and no MARK holds the number of wraps in bits 0..27.
+    # Markers have MARK and INVALID set, ROUT = marker bit mask.  MARK without
+    # INVALID is undocumented (libtcspc warns on it): skipped as invalid, but its
+    # MTOV still counts.  INVALID alone is an invalid photon (skipped).
     mtov = (rec >> 30) & 1
+    invalid = rec >> 31
     macro = rec & 0xFFF
     rout = (rec >> 12) & 0xF
     if (rec >> 28) & 1:
-        return MARKER, rout, macro, 0, 4096 * mtov
-    if rec >> 31:
+        if invalid:
+            return MARKER, rout, macro, 0, 4096 * mtov
+        return INVALID, 0, 0, 0, 4096 * mtov
+    if invalid:
         if mtov:
             return OVERFLOW, 0, 0, 0, 4096 * (rec & 0x0FFFFFFF)
         return INVALID, 0, 0, 0, 0
@@ -161,10 +168,15 @@ def _make_driver(classify):
 class Layout:
     """A record layout: its block decoder and what its fields mean."""
 
-    def __init__(self, name: str, classify, *, t3: bool, microtime_bits: int = 0):
+    def __init__(
+        self, name: str, classify, *, t3: bool, microtime_bits: int = 0, warn_invalid=True
+    ):
         self.name = name
         self.t3 = t3
         self.microtime_bits = microtime_bits
+        # B&H cards write invalid records routinely (no routing, ADC out of range):
+        # they are counted in attrs but not worth a warning there
+        self.warn_invalid = warn_invalid
         self._driver = _make_driver(classify)
 
     def __repr__(self) -> str:
@@ -177,7 +189,7 @@ LAYOUTS: dict[str, Layout] = {
     "hydraharp_t3": Layout("hydraharp_t3", _hydraharp_t3, t3=True, microtime_bits=15),
     "hydraharp_t2": Layout("hydraharp_t2", _hydraharp_t2, t3=False),
     "timeharp_t3r": Layout("timeharp_t3r", _timeharp_t3r, t3=True, microtime_bits=12),
-    "bh_spc": Layout("bh_spc", _bh_spc, t3=True, microtime_bits=12),
+    "bh_spc": Layout("bh_spc", _bh_spc, t3=True, microtime_bits=12, warn_invalid=False),
 }
 
 _EMPTY_U8 = np.empty(0, np.uint8)

@@ -69,9 +69,15 @@ def detect(path: str | os.PathLike) -> tuple[Path, FileFormat]:
     for fmt in known:
         if fmt.sniff(head, path):
             return path, fmt
+    hint = ""
+    if path.suffix.lower() == ".spc":
+        hint = (
+            "; a Becker & Hickl .spc file has no magic bytes and is recognised only "
+            f"with its .set file ({path.with_suffix('.set').name}) beside it"
+        )
     raise QdioError(
         f"{path}: unknown file format (first bytes {head[:16]!r}); qdio reads "
-        f"{', '.join(f.name for f in known)}"
+        f"{', '.join(f.name for f in known)}{hint}"
     )
 
 

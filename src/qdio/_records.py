@@ -179,16 +179,20 @@ def _base_attrs(src: RecordSource) -> dict[str, Any]:
     )
 
 
+def _warn_invalid(src: RecordSource, state: np.ndarray) -> None:
+    if state[2] and LAYOUTS[src.layout].warn_invalid:
+        warnings.warn(
+            f"{src.path}: {int(state[2])} invalid {src.layout} records skipped",
+            QdioWarning,
+            stacklevel=4,
+        )
+
+
 def read_source(src: RecordSource) -> ReadResult:
     """Decode every record of ``src`` into one stream and its markers."""
     state = new_state()
     ch, mac, mic, markers = _decode_range(src, 0, src.n_records, state)
-    if state[2]:
-        warnings.warn(
-            f"{src.path}: {int(state[2])} invalid {src.layout} records skipped",
-            QdioWarning,
-            stacklevel=3,
-        )
+    _warn_invalid(src, state)
     attrs = dict(
         _base_attrs(src), n_overflow_records=int(state[1]), n_invalid_records=int(state[2])
     )
@@ -218,4 +222,6 @@ def iter_source(src: RecordSource, max_records: int) -> Iterator[ReadResult]:
             n_overflow_records=int(state[1]),
             n_invalid_records=int(state[2]),
         )
+        if stop == src.n_records:
+            _warn_invalid(src, state)
         yield ReadResult(_to_stream(src, ch, mac, mic, chunk_attrs), markers)
