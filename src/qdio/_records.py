@@ -213,7 +213,8 @@ def iter_source(src: RecordSource, max_records: int) -> Iterator[ReadResult]:
     max_records = int(max_records)
     state = new_state()
     attrs = _base_attrs(src)
-    for first in range(0, src.n_records, max_records):
+    # an empty record block still gives one (empty) chunk, as read() gives an empty stream
+    for first in range(0, max(src.n_records, 1), max_records):
         stop = min(first + max_records, src.n_records)
         ch, mac, mic, markers = _decode_range(src, first, stop, state)
         chunk_attrs = dict(

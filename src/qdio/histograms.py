@@ -44,6 +44,7 @@ import numpy as np
 
 from ._errors import QdioError
 from ._formats import FileFormat, detect
+from ._util import scaled_decimal
 
 __all__ = ["FORMATS", "Histograms", "read_histograms"]
 
@@ -195,8 +196,7 @@ def _unix_time(seconds: int) -> _dt.datetime | None:
 def _ns_float(value: float, where: str, field_: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise QdioError(f"{where}: field {field_!r} = {value!r}, expected a bin width > 0 ns")
-    # the shortest decimal that round-trips the float32 (0.128 ns, not 0.12800000607967377)
-    return float(str(np.float32(value)) + "e-9")
+    return scaled_decimal(value, -9, float32=True)
 
 
 def _read_exact(f, offset: int, size: int, path: Path, what: str) -> bytes:

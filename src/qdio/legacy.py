@@ -54,6 +54,7 @@ import numpy as np
 from ._errors import QdioError
 from ._formats import FileFormat
 from ._records import RecordSource, count_records
+from ._util import scaled_decimal
 
 __all__ = [
     "FORMATS",
@@ -576,11 +577,6 @@ def _positive(path: Path, name: str, value: float, unit: str, what: str) -> floa
     return value
 
 
-def _si(value: float, exponent: int) -> float:
-    """``value * 10**exponent`` rounded as its decimal text (16 ps, not 1.6000000000000003e-11)."""
-    return float(f"{value!r}e{exponent}")
-
-
 def legacy_source(path: str | os.PathLike, *, expected: str | None = None) -> RecordSource:
     """Parse a legacy PicoQuant file's header into a :class:`~qdio._records.RecordSource`.
 
@@ -622,7 +618,7 @@ def legacy_source(path: str | os.PathLike, *, expected: str | None = None) -> Re
         instrument = h["Board"]["HardwareIdent"] or "PicoHarp 300"
         if fmt == "PT3":
             macro = 1.0 / _positive(path, "CntRate0", sync_rate, "Hz", "sync rate")
-            micro = _si(
+            micro = scaled_decimal(
                 _positive(
                     path, "Board.Resolution", h["Board"]["Resolution"], "ns", "TCSPC bin width"
                 ),
@@ -636,18 +632,19 @@ def legacy_source(path: str | os.PathLike, *, expected: str | None = None) -> Re
         version = 2 if hdr.format_version == "2.0" else 1
         if fmt == "HT3":
             macro = 1.0 / _positive(path, "SyncRate", sync_rate, "Hz", "sync rate")
-            micro = _si(_positive(path, "Resolution", h["Resolution"], "ps", "bin width"), -12)
+            res_ps = _positive(path, "Resolution", h["Resolution"], "ps", "bin width")
+            micro = scaled_decimal(res_ps, -12)
         else:
             # T2 time tags count the base resolution (1 ps on every HydraHarp 400)
             base = _positive(path, "BaseResolution", h["BaseResolution"], "ps", "resolution")
-            macro = _si(base, -12)
+            macro = scaled_decimal(base, -12)
     else:
         sync_rate = h["SyncRate"]
         board = h["Boards"][0]
         instrument = board.get("HardwareIdent") or "TimeHarp 200"
         clock = _positive(path, "TTTRGlobClock", h["TTTRGlobClock"], "ns", "clock period")
-        macro = _si(clock, -9)
-        micro = _si(
+        macro = scaled_decimal(clock, -9)
+        micro = scaled_decimal(
             _positive(path, "Boards[0].Resolution", board["Resolution"], "ns", "TCSPC bin width"),
             -9,
         )

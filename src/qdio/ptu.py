@@ -339,7 +339,9 @@ def _encode(kind, times, chans, dtimes, is_marker, out, count_only):
     elif kind == 2:
         wrap, max_count = 210698240, 1
     else:
-        wrap, max_count = 33554432, 1023
+        # the format allows counts up to 2**25 - 1, but ptufile (<= 2026.10)
+        # multiplies the count by 2**25 in 32 bits: keep count * 2**25 < 2**32
+        wrap, max_count = 33554432, 127
     n = 0
     done = 0  # wraps already written
     for i in range(times.shape[0]):
@@ -507,9 +509,11 @@ def write_ptu(
     duration_ms = round((times[-1] if len(times) else 0) * glob * 1e3)
     sync_rate = round(1.0 / glob) if stream.is_t3 else 0
     now = _dt.datetime.now()
+    g = os.urandom(16).hex().upper()
+    guid = f"{{{g[:8]}-{g[8:12]}-{g[12:16]}-{g[16:20]}-{g[20:]}}}"  # {8-4-4-4-12}, 38 chars
     T = TagType
     header = [
-        ("File_GUID", "{" + os.urandom(16).hex().upper() + "}", T.AnsiString),
+        ("File_GUID", guid, T.AnsiString),
         ("File_CreatingTime", _datetime_to_delphi(now), T.TDateTime),
         ("File_Comment", comment, T.AnsiString),
         ("CreatorSW_Name", "qdlight", T.AnsiString),
