@@ -21,7 +21,7 @@ from ._formats import detect, iter_any, read_any
 from ._records import ReadResult
 from .histograms import Histograms, read_histograms
 from .photon_hdf5 import write_photon_hdf5
-from .ptu import write_ptu
+from .ptu import PtuWriter, write_ptu
 from .stream import Markers, PhotonStream, concatenate, select_channels, time_slice
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "Histograms",
     "Markers",
     "PhotonStream",
+    "PtuWriter",
     "QdioError",
     "QdioWarning",
     "ReadResult",

@@ -9,10 +9,12 @@ offset and the tag.  Record decoding is shared with the legacy formats
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import math
 import os
 import struct
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
@@ -25,7 +27,7 @@ import numpy as np
 from ._errors import QdioError
 from ._formats import FileFormat
 from ._records import RecordSource, count_records
-from ._util import atomic_write
+from ._util import atomic_path
 from .stream import Markers, PhotonStream
 
 __all__ = [
@@ -326,11 +328,12 @@ FORMATS = [FileFormat("PTU", lambda head, path: head[:8] == PTU_MAGIC, source=pt
 
 
 @numba.njit(cache=True, nogil=True)
-def _encode(kind, times, chans, dtimes, is_marker, out, count_only):
+def _encode(kind, times, chans, dtimes, is_marker, out, count_only, done):
     """Encode time-ordered events into records, inserting overflow records.
 
     kind: 0 PicoHarp T3, 1 HydraHarp v2 T3, 2 PicoHarp T2, 3 HydraHarp v2 T2.
-    Returns the number of records (written only when ``count_only`` is False).
+    ``done``: wraps already written before this block.  Returns the number of
+    records (written only when ``count_only`` is False) and the new ``done``.
     """
     if kind == 0:
         wrap, max_count = 65536, 1
@@ -343,7 +346,6 @@ def _encode(kind, times, chans, dtimes, is_marker, out, count_only):
         # multiplies the count by 2**25 in 32 bits: keep count * 2**25 < 2**32
         wrap, max_count = 33554432, 127
     n = 0
-    done = 0  # wraps already written
     for i in range(times.shape[0]):
         t = times[i]
         need = t // wrap - done
@@ -381,7 +383,7 @@ def _encode(kind, times, chans, dtimes, is_marker, out, count_only):
                 else:
                     out[n] = np.uint32((c << 25) | low)
         n += 1
-    return n
+    return n, done
 
 
 _KIND = {
@@ -391,8 +393,10 @@ _KIND = {
     "picoharp_t2": 2,
     "hydraharp_v2_t2": 3,
 }
+_WRAP = {0: 65536, 1: 1024, 2: 210698240, 3: 33554432}
 _MAX_CHANNEL = {0: 3, 1: 63, 2: 4, 3: 63}
 _MAX_DTIME = {0: 4095, 1: 32767}
+_ENCODE_BLOCK = 1 << 20  # events encoded at a time: bounded scratch memory
 
 
 def _tag_bytes(name: str, value: Any, ttype: TagType, idx: int = -1) -> bytes:
@@ -422,6 +426,214 @@ def _tag_bytes(name: str, value: Any, ttype: TagType, idx: int = -1) -> bytes:
 
 def _datetime_to_delphi(when: _dt.datetime) -> float:
     return (when.replace(tzinfo=None) - _DELPHI_EPOCH) / _dt.timedelta(days=1)
+
+
+class PtuWriter:
+    """Write a PTU file piece by piece: streams (and markers) in time order.
+
+    The file is written to a temporary file beside ``path``; closing the
+    writer patches the record count, acquisition time and channel count into
+    the header and renames it into place.  An exception inside the ``with``
+    block removes the temporary file and leaves ``path`` untouched.  Memory
+    is bounded: records are encoded in blocks of about a million events.
+
+    >>> import numpy as np, qdio                                    # doctest: +SKIP
+    >>> with PtuWriter("big.ptu", macrotime_resolution_s=4e-7,
+    ...                microtime_resolution_s=1.28e-10) as w:
+    ...     for chunk in qdio.iter_chunks("huge.pt3"):
+    ...         w.write(chunk)
+
+    Parameters
+    ----------
+    path : path-like
+        Output file.
+    record_type : str
+        One of :data:`PTU_RECORD_TYPES` (see :func:`write_ptu`).
+    macrotime_resolution_s : float
+        Sync period (T3) or time-tag resolution (T2), in seconds.
+    microtime_resolution_s : float or None
+        TCSPC bin width (T3); None for T2 record types.
+    comment : str
+        ``File_Comment`` tag.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        record_type: str = "picoharp_t3",
+        macrotime_resolution_s: float,
+        microtime_resolution_s: float | None = None,
+        comment: str = "",
+    ) -> None:
+        if record_type not in PTU_RECORD_TYPES:
+            raise ValueError(f"{record_type=} must be one of {sorted(PTU_RECORD_TYPES)}")
+        self.kind = _KIND[record_type]
+        self.record_type = record_type
+        code, hw_type = PTU_RECORD_TYPES[record_type]
+        self.t3 = RECORD_TYPES[code].mode == "T3"
+        if self.t3 != (microtime_resolution_s is not None):
+            raise ValueError(
+                f"{record_type=} is a {RECORD_TYPES[code].mode} format: "
+                f"microtime_resolution_s={microtime_resolution_s!r} must be "
+                f"{'a bin width in seconds' if self.t3 else 'None'}"
+            )
+        glob = float(macrotime_resolution_s)
+        if not (math.isfinite(glob) and glob > 0):
+            raise ValueError(f"{macrotime_resolution_s=} must be a finite number > 0")
+        self.resolutions = (glob, microtime_resolution_s)
+        self.n_records = 0
+        self._done = 0  # overflow wraps written so far
+        self._last_photon = -1
+        self._last_time = 0
+        self._max_channel = -1
+        T = TagType
+        g = os.urandom(16).hex().upper()
+        guid = f"{{{g[:8]}-{g[8:12]}-{g[12:16]}-{g[16:20]}-{g[20:]}}}"  # {8-4-4-4-12}
+        header = [
+            ("File_GUID", guid, T.AnsiString),
+            ("File_CreatingTime", _datetime_to_delphi(_dt.datetime.now()), T.TDateTime),
+            ("File_Comment", comment, T.AnsiString),
+            ("CreatorSW_Name", "qdlight", T.AnsiString),
+            ("CreatorSW_Version", _version(), T.AnsiString),
+            ("Measurement_Mode", 3 if self.t3 else 2, T.Int8),
+            ("Measurement_SubMode", 0, T.Int8),
+            ("HW_Type", hw_type, T.AnsiString),
+            ("HW_InpChannels", 1, T.Int8),
+            ("HWSync_Divider", 1, T.Int8),
+            ("MeasDesc_BinningFactor", 1, T.Int8),
+            ("MeasDesc_Resolution", microtime_resolution_s if self.t3 else glob, T.Float8),
+            ("MeasDesc_GlobalResolution", glob, T.Float8),
+            ("MeasDesc_AcquisitionTime", 0, T.Int8),
+            ("TTResult_SyncRate", round(1.0 / glob) if self.t3 else 0, T.Int8),
+            ("TTResult_StopReason", 0, T.Int8),
+            ("TTResult_NumberOfRecords", 0, T.Int8),
+            ("TTResultFormat_TTTRRecType", code, T.Int8),
+            ("TTResultFormat_BitsPerRecord", 32, T.Int8),
+            ("Header_End", None, T.Empty8),
+        ]
+        head = bytearray(PTU_MAGIC + b"1.0.00\0\0")
+        self._patch_at: dict[str, int] = {}
+        for tag in header:
+            self._patch_at[tag[0]] = len(head) + 40  # offset of the 8-byte value
+            head += _tag_bytes(*tag)
+        self._stack = contextlib.ExitStack()
+        try:
+            tmp = self._stack.enter_context(atomic_path(path))
+            self._f = self._stack.enter_context(open(tmp, "wb"))
+            self._f.write(head)
+        except BaseException:
+            self._stack.__exit__(*sys.exc_info())
+            raise
+        self.path = Path(path)
+
+    def __enter__(self) -> PtuWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._stack.__exit__(exc_type, exc, tb)
+
+    def write(self, stream: PhotonStream, markers: Markers | None = None) -> None:
+        """Append a stream that continues in time from what was written before."""
+        kind = self.kind
+        if self.t3 != stream.is_t3:
+            have = "T3" if stream.is_t3 else "T2"
+            raise ValueError(f"record_type={self.record_type!r} cannot hold a {have} stream")
+        given = (stream.macrotime_resolution_s, stream.microtime_resolution_s)
+        if given != self.resolutions:
+            raise ValueError(
+                f"stream resolutions (macrotime, microtime) = {given} differ from the "
+                f"file's {self.resolutions}"
+            )
+        n = len(stream)
+        if n and int(stream.channel.max()) > _MAX_CHANNEL[kind]:
+            raise ValueError(
+                f"record_type={self.record_type!r} holds channels 0..{_MAX_CHANNEL[kind]}, "
+                f"the stream has channel {int(stream.channel.max())}"
+            )
+        if stream.is_t3 and n and int(stream.microtime.max()) > _MAX_DTIME[kind]:
+            raise ValueError(
+                f"record_type={self.record_type!r} holds microtimes 0..{_MAX_DTIME[kind]}, "
+                f"the stream has {int(stream.microtime.max())}"
+            )
+        if n and stream.macrotime[0] < max(self._last_photon, 0):
+            raise ValueError(
+                f"macrotime {int(stream.macrotime[0])} goes back before what was already "
+                f"written ({max(self._last_photon, 0)}); PTU photons must be in time order"
+            )
+        m = 0 if markers is None else len(markers)
+        if m:
+            if np.any(markers.bits == 0) or np.any(markers.bits > 15):
+                raise ValueError("markers.bits must be in 1..15 to be written to a PTU")
+            if markers.macrotime.min() < self._done * _WRAP[kind]:
+                raise ValueError(
+                    f"marker at macrotime {int(markers.macrotime.min())} lies before data "
+                    f"already written"
+                )
+        if m:
+            order = np.argsort(markers.macrotime, kind="stable")
+            mk_t = markers.macrotime[order]
+            mk_b = markers.bits[order].astype(np.int64)
+            # a marker goes before photons of the same macrotime
+            insert_at = np.searchsorted(stream.macrotime, mk_t, side="left")
+        for start in range(0, max(n, 1), _ENCODE_BLOCK):
+            stop = min(start + _ENCODE_BLOCK, n)
+            times = stream.macrotime[start:stop]
+            chans = stream.channel[start:stop].astype(np.int64)
+            if stream.is_t3:
+                dtimes = stream.microtime[start:stop].astype(np.int64)
+            else:
+                dtimes = np.zeros(stop - start, np.int64)
+            is_marker = np.zeros(stop - start, bool)
+            if m:
+                last = stop >= n
+                lo = np.searchsorted(insert_at, start, side="left")
+                hi = m if last else np.searchsorted(insert_at, stop, side="left")
+                if hi > lo:
+                    at = insert_at[lo:hi] - start
+                    times = np.insert(times, at, mk_t[lo:hi])
+                    chans = np.insert(chans, at, mk_b[lo:hi])
+                    dtimes = np.insert(dtimes, at, 0)
+                    is_marker = np.insert(is_marker, at, True)
+            self._flush(times, chans, dtimes, is_marker)
+        if n:
+            self._last_photon = int(stream.macrotime[-1])
+            self._max_channel = max(self._max_channel, int(stream.channel.max()))
+        ends = [self._last_photon] + ([int(markers.macrotime.max())] if m else [])
+        self._last_time = max(self._last_time, *ends)
+
+    def _flush(self, times, chans, dtimes, is_marker) -> None:
+        empty = np.empty(0, np.uint32)
+        n_rec, _ = _encode(self.kind, times, chans, dtimes, is_marker, empty, True, self._done)
+        records = np.empty(n_rec, "<u4")
+        _, self._done = _encode(
+            self.kind, times, chans, dtimes, is_marker, records, False, self._done
+        )
+        self._f.write(memoryview(records))
+        self.n_records += n_rec
+
+    def close(self) -> Path:
+        """Patch the header, close and rename the file into place; returns its path."""
+        if self._f.closed:
+            return self.path
+        glob = self.resolutions[0]
+        patches = {
+            "TTResult_NumberOfRecords": self.n_records,
+            "MeasDesc_AcquisitionTime": round(self._last_time * glob * 1e3),
+            "HW_InpChannels": max(self._max_channel + 1, 1),
+        }
+        try:
+            for name, value in patches.items():
+                self._f.seek(self._patch_at[name])
+                self._f.write(struct.pack("<q", value))
+        except BaseException:
+            self._stack.__exit__(*sys.exc_info())
+            raise
+        self._stack.close()
+        return self.path
 
 
 def write_ptu(
@@ -460,84 +672,27 @@ def write_ptu(
     ValueError
         A stream the record type cannot hold (channel or microtime out of
         range, T2/T3 mismatch), naming the offending value.
+
+    See Also
+    --------
+    PtuWriter : the same, chunk by chunk, for streams larger than memory.
     """
     if record_type not in PTU_RECORD_TYPES:
         raise ValueError(f"{record_type=} must be one of {sorted(PTU_RECORD_TYPES)}")
-    kind = _KIND[record_type]
-    code, hw_type = PTU_RECORD_TYPES[record_type]
-    rt = RECORD_TYPES[code]
-    if (rt.mode == "T3") != stream.is_t3:
+    code = PTU_RECORD_TYPES[record_type][0]
+    if (RECORD_TYPES[code].mode == "T3") != stream.is_t3:
         have = "T3" if stream.is_t3 else "T2"
-        raise ValueError(f"{record_type=} is a {rt.mode} format but the stream is {have}")
-    n = len(stream)
-    if n and int(stream.channel.max()) > _MAX_CHANNEL[kind]:
         raise ValueError(
-            f"{record_type=} holds channels 0..{_MAX_CHANNEL[kind]}, the stream has "
-            f"channel {int(stream.channel.max())}"
+            f"{record_type=} is a {RECORD_TYPES[code].mode} format but the stream is {have}"
         )
-    if stream.is_t3 and n and int(stream.microtime.max()) > _MAX_DTIME[kind]:
-        raise ValueError(
-            f"{record_type=} holds microtimes 0..{_MAX_DTIME[kind]}, the stream has "
-            f"{int(stream.microtime.max())}"
-        )
-    if n and stream.macrotime[0] < 0:
-        raise ValueError(f"macrotime must be >= 0 to write a PTU, got {stream.macrotime[0]}")
-    if markers is not None and len(markers):
-        if np.any(markers.bits == 0) or np.any(markers.bits > 15):
-            raise ValueError("markers.bits must be in 1..15 to be written to a PTU")
-        if markers.macrotime.min() < 0:
-            raise ValueError("markers.macrotime must be >= 0 to write a PTU")
-        times = np.concatenate([markers.macrotime, stream.macrotime])
-        order = np.argsort(times, kind="stable")
-        times = times[order]
-        chans = np.concatenate([markers.bits, stream.channel])[order].astype(np.int64)
-        is_marker = order < len(markers)
-        zeros = np.zeros(len(markers), np.int64)
-        dt = stream.microtime if stream.is_t3 else np.zeros(n, np.int64)
-        dtimes = np.concatenate([zeros, dt])[order].astype(np.int64)
-    else:
-        times = stream.macrotime
-        chans = stream.channel.astype(np.int64)
-        is_marker = np.zeros(n, bool)
-        dtimes = stream.microtime.astype(np.int64) if stream.is_t3 else np.zeros(n, np.int64)
-    n_rec = _encode(kind, times, chans, dtimes, is_marker, np.empty(0, np.uint32), True)
-    records = np.empty(n_rec, "<u4")
-    _encode(kind, times, chans, dtimes, is_marker, records, False)
-
-    glob = stream.macrotime_resolution_s
-    micro = stream.microtime_resolution_s if stream.is_t3 else glob
-    duration_ms = round((times[-1] if len(times) else 0) * glob * 1e3)
-    sync_rate = round(1.0 / glob) if stream.is_t3 else 0
-    now = _dt.datetime.now()
-    g = os.urandom(16).hex().upper()
-    guid = f"{{{g[:8]}-{g[8:12]}-{g[12:16]}-{g[16:20]}-{g[20:]}}}"  # {8-4-4-4-12}, 38 chars
-    T = TagType
-    header = [
-        ("File_GUID", guid, T.AnsiString),
-        ("File_CreatingTime", _datetime_to_delphi(now), T.TDateTime),
-        ("File_Comment", comment, T.AnsiString),
-        ("CreatorSW_Name", "qdlight", T.AnsiString),
-        ("CreatorSW_Version", _version(), T.AnsiString),
-        ("Measurement_Mode", 3 if stream.is_t3 else 2, T.Int8),
-        ("Measurement_SubMode", 0, T.Int8),
-        ("HW_Type", hw_type, T.AnsiString),
-        ("HW_InpChannels", int(stream.channel.max()) + 1 if n else 1, T.Int8),
-        ("HWSync_Divider", 1, T.Int8),
-        ("MeasDesc_BinningFactor", 1, T.Int8),
-        ("MeasDesc_Resolution", micro, T.Float8),
-        ("MeasDesc_GlobalResolution", glob, T.Float8),
-        ("MeasDesc_AcquisitionTime", duration_ms, T.Int8),
-        ("TTResult_SyncRate", sync_rate, T.Int8),
-        ("TTResult_StopReason", 0, T.Int8),
-        ("TTResult_NumberOfRecords", n_rec, T.Int8),
-        ("TTResultFormat_TTTRRecType", code, T.Int8),
-        ("TTResultFormat_BitsPerRecord", 32, T.Int8),
-        ("Header_End", None, T.Empty8),
-    ]
-    head = PTU_MAGIC + b"1.0.00\0\0" + b"".join(_tag_bytes(*t) for t in header)
-    with atomic_write(path) as f:
-        f.write(head)
-        f.write(memoryview(records))
+    with PtuWriter(
+        path,
+        record_type=record_type,
+        macrotime_resolution_s=stream.macrotime_resolution_s,
+        microtime_resolution_s=stream.microtime_resolution_s,
+        comment=comment,
+    ) as writer:
+        writer.write(stream, markers)
     return Path(path)
 
 

@@ -88,30 +88,60 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise _UsageError(f"output {out} exists; pass --force to overwrite it")
     if out.resolve() == args.input.resolve():
         raise _UsageError(f"output {out} is the input file; qdlight never overwrites its input")
-    result = qdio.read(args.input, with_markers=True)
-    stream, markers = result.stream, result.markers
     suffix = out.suffix.lower()
     if suffix == ".ptu":
-        record_type = args.record_type
-        if record_type == "auto":
-            record_type = _info.default_record_type(stream)
-        qdio.write_ptu(out, stream, record_type=record_type, markers=_writable_markers(markers))
-        written = {"format": "PTU", "record_type": record_type}
+        written = _convert_to_ptu(args.input, out, args.record_type)
     elif suffix in (".h5", ".hdf5"):
-        qdio.write_photon_hdf5(out, stream)
-        written = {"format": "Photon-HDF5"}
+        result = qdio.read(args.input, with_markers=True)
+        qdio.write_photon_hdf5(out, result.stream, markers=result.markers)
+        written = {
+            "format": "Photon-HDF5",
+            "photons": len(result.stream),
+            "markers": len(result.markers),
+        }
     else:
         raise _UsageError(f"output {out}: use a .ptu, .h5 or .hdf5 file name")
-    written.update(output=str(out), photons=len(stream), markers=len(markers))
+    written["output"] = str(out)
     if args.json:
         print(json.dumps(written, indent=2))
     else:
         extra = f" ({written['record_type']})" if "record_type" in written else ""
         print(
-            f"wrote {out}: {written['format']}{extra}, {len(stream)} photons, "
-            f"{len(markers)} markers"
+            f"wrote {out}: {written['format']}{extra}, {written['photons']} photons, "
+            f"{written['markers']} markers"
         )
     return 0
+
+
+def _convert_to_ptu(src: Path, out: Path, record_type: str) -> dict:
+    """Stream ``src`` into a PTU chunk by chunk (bounded memory, any file size)."""
+    import qdio
+
+    if record_type == "auto":  # one quick pass to see what the data need
+        record_type = _info.scan_record_type(src)
+    photons = markers = 0
+    writer = None
+    try:
+        for chunk in qdio.iter_chunks(src, with_markers=True):
+            s = chunk.stream
+            if writer is None:
+                writer = qdio.PtuWriter(
+                    out,
+                    record_type=record_type,
+                    macrotime_resolution_s=s.macrotime_resolution_s,
+                    microtime_resolution_s=s.microtime_resolution_s,
+                    comment=f"converted by qdlight from {src.name}",
+                )
+            kept = _writable_markers(chunk.markers)
+            writer.write(s, kept)
+            photons += len(s)
+            markers += len(kept)
+    except BaseException:
+        if writer is not None:
+            writer.__exit__(*sys.exc_info())
+        raise
+    writer.close()
+    return {"format": "PTU", "record_type": record_type, "photons": photons, "markers": markers}
 
 
 def _writable_markers(markers):

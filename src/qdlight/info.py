@@ -19,7 +19,7 @@ import numpy as np
 import qdio
 from qdio.units import format_quantity
 
-__all__ = ["default_record_type", "describe", "format_summary", "jsonable"]
+__all__ = ["describe", "format_summary", "jsonable", "scan_record_type"]
 
 
 def describe(path: str | os.PathLike, *, progress: bool = False, max_records: int | None = None):
@@ -107,14 +107,23 @@ def describe(path: str | os.PathLike, *, progress: bool = False, max_records: in
     }
 
 
-def default_record_type(stream: qdio.PhotonStream) -> str:
-    """The PTU record type to convert a stream to: PicoHarp when it fits, else HydraHarp v2."""
-    fits_picoharp = len(stream) == 0 or int(stream.channel.max()) <= (3 if stream.is_t3 else 4)
-    if stream.is_t3:
-        if fits_picoharp and (len(stream) == 0 or int(stream.microtime.max()) < 4096):
-            return "picoharp_t3"
-        return "hydraharp_v2_t3"
-    return "picoharp_t2" if fits_picoharp else "hydraharp_v2_t2"
+def scan_record_type(path: str | os.PathLike) -> str:
+    """The PTU record type to convert a file to: PicoHarp when its data fit, else HydraHarp v2.
+
+    One pass over the file in chunks (bounded memory) finds the largest
+    channel and microtime.
+    """
+    max_channel = max_micro = -1
+    t3 = True
+    for chunk in qdio.iter_chunks(path):
+        t3 = chunk.is_t3
+        if len(chunk):
+            max_channel = max(max_channel, int(chunk.channel.max()))
+            if t3:
+                max_micro = max(max_micro, int(chunk.microtime.max()))
+    if t3:
+        return "picoharp_t3" if max_channel <= 3 and max_micro < 4096 else "hydraharp_v2_t3"
+    return "picoharp_t2" if max_channel <= 4 else "hydraharp_v2_t2"
 
 
 def _plain(value: Any) -> Any:
