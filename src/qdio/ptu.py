@@ -437,11 +437,12 @@ class PtuWriter:
     block removes the temporary file and leaves ``path`` untouched.  Memory
     is bounded: records are encoded in blocks of about a million events.
 
-    >>> import numpy as np, qdio                                    # doctest: +SKIP
-    >>> with PtuWriter("big.ptu", macrotime_resolution_s=4e-7,
-    ...                microtime_resolution_s=1.28e-10) as w:
-    ...     for chunk in qdio.iter_chunks("huge.pt3"):
-    ...         w.write(chunk)
+    Example (a file larger than memory, converted chunk by chunk)::
+
+        with PtuWriter("big.ptu", macrotime_resolution_s=4e-7,
+                       microtime_resolution_s=1.28e-10) as w:
+            for chunk in qdio.iter_chunks("huge.pt3"):
+                w.write(chunk)
 
     Parameters
     ----------
