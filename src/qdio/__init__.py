@@ -44,7 +44,7 @@ __all__ = [
     "write_ptu",
 ]
 
-DEFAULT_CHUNK_RECORDS = 1 << 23
+DEFAULT_CHUNK_RECORDS = 1 << 21
 
 
 @overload
@@ -86,9 +86,10 @@ def iter_chunks(
     """The photons of ``path`` in consecutive chunks of at most ``max_records`` records.
 
     Macrotimes continue across chunk borders, and concatenating the chunks
-    gives exactly :func:`read`'s stream.  Memory is bounded by the chunk size
-    (about 13 bytes per photon plus one 1 MiB read buffer), so files larger
-    than memory can be processed.
+    gives exactly :func:`read`'s stream.  Memory is bounded by the chunk size:
+    about 13 bytes per record for the chunk being decoded plus the one the
+    caller still holds, and a 1 MiB read buffer (the default 2**21 records is
+    about 27 MB per chunk), so files of any size can be processed.
     """
     it = iter_any(path, max_records)
     if with_markers:

@@ -1,9 +1,10 @@
 """numba kernels that turn 32-bit TTTR records into photons and markers.
 
 One classifier per record layout (bit fields of ../shared/ptu_format.md
-section 4); one driver that walks a block of records, keeps the overflow
-state across blocks and either counts or fills.  PTU, the legacy
-fixed-header formats and Becker & Hickl SPC all end up here.
+section 4); one driver that walks a block of records in a single pass,
+writes photons and markers, and keeps the overflow state (and a check of time
+order) across blocks.  PTU, the legacy fixed-header formats and Becker &
+Hickl SPC all end up here.  The driver is compiled once and cached on disk.
 
 Every classifier returns ``(kind, channel, time, dtime, overflow_add)``:
 kind 0 photon, 1 overflow, 2 marker (``channel`` holds the marker bits; 0 for
@@ -15,17 +16,20 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["LAYOUTS", "Layout", "count_block", "decode_block", "new_state"]
+__all__ = ["LAYOUTS", "Layout", "decode_block", "new_state"]
 
 PHOTON, OVERFLOW, MARKER, INVALID = 0, 1, 2, 3
 
 # state vector carried across blocks
-_OVF, _N_OVF, _N_INVALID = 0, 1, 2
+_OVF, _N_OVF, _N_INVALID, _LAST, _N_UNORDERED = 0, 1, 2, 3, 4
 
 
 def new_state() -> np.ndarray:
-    """Fresh decoder state: overflow offset, counts of overflows and invalid records."""
-    return np.zeros(3, np.int64)
+    """Fresh decoder state: overflow offset, counts of overflow and invalid records,
+    last photon macrotime, number of photons earlier than their predecessor."""
+    state = np.zeros(5, np.int64)
+    state[_LAST] = np.iinfo(np.int64).min
+    return state
 
 
 @numba.njit(inline="always")
@@ -127,83 +131,95 @@ def _bh_spc(rec, version):
     return PHOTON, rout, macro, 4095 - ((rec >> 16) & 0xFFF), 4096 * mtov
 
 
-def _make_driver(classify):
-    """A block decoder for one record layout (``classify`` is inlined)."""
+_LAYOUT_IDS = {
+    "picoharp_t3": 0,
+    "picoharp_t2": 1,
+    "hydraharp_t3": 2,
+    "hydraharp_t2": 3,
+    "timeharp_t3r": 4,
+    "bh_spc": 5,
+}
 
-    @numba.njit(nogil=True)
-    def driver(records, version, state, fill, ch, mac, mic, mk_time, mk_bits):
-        n_photon = 0
-        n_marker = 0
-        ovf = state[_OVF]
-        n_ovf = state[_N_OVF]
-        n_invalid = state[_N_INVALID]
-        write_mic = mic.shape[0] != 0
-        for i in range(records.shape[0]):
-            kind, chan, t, dtime, add = classify(np.int64(records[i]), version)
-            ovf += add
-            if kind == PHOTON:
-                if fill:
-                    ch[n_photon] = chan
-                    mac[n_photon] = ovf + t
-                    if write_mic:
-                        mic[n_photon] = dtime
-                n_photon += 1
-            elif kind == MARKER:
-                if fill:
-                    mk_time[n_marker] = ovf + t
-                    mk_bits[n_marker] = chan
-                n_marker += 1
-            elif kind == OVERFLOW:
-                n_ovf += 1
-            else:
-                n_invalid += 1
-        state[_OVF] = ovf
-        state[_N_OVF] = n_ovf
-        state[_N_INVALID] = n_invalid
-        return n_photon, n_marker
 
-    return driver
+@numba.njit(inline="always")
+def _classify(layout, rec, version):
+    if layout == 0:
+        return _picoharp_t3(rec, version)
+    if layout == 1:
+        return _picoharp_t2(rec, version)
+    if layout == 2:
+        return _hydraharp_t3(rec, version)
+    if layout == 3:
+        return _hydraharp_t2(rec, version)
+    if layout == 4:
+        return _timeharp_t3r(rec, version)
+    return _bh_spc(rec, version)
+
+
+@numba.njit(cache=True, nogil=True)
+def _driver(layout, records, version, state, ch, mac, mic, mk_time, mk_bits):
+    """Decode one block; outputs must hold ``records.size`` rows (mic: 0 rows for T2)."""
+    n_photon = 0
+    n_marker = 0
+    ovf = state[_OVF]
+    n_ovf = state[_N_OVF]
+    n_invalid = state[_N_INVALID]
+    last = state[_LAST]
+    n_unordered = state[_N_UNORDERED]
+    write_mic = mic.shape[0] != 0
+    for i in range(records.shape[0]):
+        kind, chan, t, dtime, add = _classify(layout, np.int64(records[i]), version)
+        ovf += add
+        if kind == PHOTON:
+            when = ovf + t
+            if when < last:
+                n_unordered += 1
+            last = when
+            ch[n_photon] = chan
+            mac[n_photon] = when
+            if write_mic:
+                mic[n_photon] = dtime
+            n_photon += 1
+        elif kind == MARKER:
+            mk_time[n_marker] = ovf + t
+            mk_bits[n_marker] = chan
+            n_marker += 1
+        elif kind == OVERFLOW:
+            n_ovf += 1
+        else:
+            n_invalid += 1
+    state[_OVF] = ovf
+    state[_N_OVF] = n_ovf
+    state[_N_INVALID] = n_invalid
+    state[_LAST] = last
+    state[_N_UNORDERED] = n_unordered
+    return n_photon, n_marker
 
 
 class Layout:
     """A record layout: its block decoder and what its fields mean."""
 
-    def __init__(
-        self, name: str, classify, *, t3: bool, microtime_bits: int = 0, warn_invalid=True
-    ):
+    def __init__(self, name: str, *, t3: bool, microtime_bits: int = 0, warn_invalid=True):
         self.name = name
         self.t3 = t3
         self.microtime_bits = microtime_bits
         # B&H cards write invalid records routinely (no routing, ADC out of range):
         # they are counted in attrs but not worth a warning there
         self.warn_invalid = warn_invalid
-        self._driver = _make_driver(classify)
+        self.layout_id = _LAYOUT_IDS[name]
 
     def __repr__(self) -> str:
         return f"Layout({self.name!r})"
 
 
 LAYOUTS: dict[str, Layout] = {
-    "picoharp_t3": Layout("picoharp_t3", _picoharp_t3, t3=True, microtime_bits=12),
-    "picoharp_t2": Layout("picoharp_t2", _picoharp_t2, t3=False),
-    "hydraharp_t3": Layout("hydraharp_t3", _hydraharp_t3, t3=True, microtime_bits=15),
-    "hydraharp_t2": Layout("hydraharp_t2", _hydraharp_t2, t3=False),
-    "timeharp_t3r": Layout("timeharp_t3r", _timeharp_t3r, t3=True, microtime_bits=12),
-    "bh_spc": Layout("bh_spc", _bh_spc, t3=True, microtime_bits=12, warn_invalid=False),
+    "picoharp_t3": Layout("picoharp_t3", t3=True, microtime_bits=12),
+    "picoharp_t2": Layout("picoharp_t2", t3=False),
+    "hydraharp_t3": Layout("hydraharp_t3", t3=True, microtime_bits=15),
+    "hydraharp_t2": Layout("hydraharp_t2", t3=False),
+    "timeharp_t3r": Layout("timeharp_t3r", t3=True, microtime_bits=12),
+    "bh_spc": Layout("bh_spc", t3=True, microtime_bits=12, warn_invalid=False),
 }
-
-_EMPTY_U8 = np.empty(0, np.uint8)
-_EMPTY_I64 = np.empty(0, np.int64)
-_EMPTY_I32 = np.empty(0, np.int32)
-
-
-def count_block(layout: Layout, records: np.ndarray, version: int) -> tuple[int, int]:
-    """Photons and markers in a block, without touching any overflow state."""
-    scratch = new_state()
-    return layout._driver(
-        records, version, scratch, False,
-        _EMPTY_U8, _EMPTY_I64, _EMPTY_I32, _EMPTY_I64, _EMPTY_U8,
-    )  # fmt: skip
 
 
 def decode_block(
@@ -217,9 +233,9 @@ def decode_block(
     mk_time: np.ndarray,
     mk_bits: np.ndarray,
 ) -> tuple[int, int]:
-    """Decode ``records`` into the output arrays (which must be large enough).
+    """Decode ``records`` into the output arrays (each with room for every record).
 
     Returns the number of photons and markers written; ``state`` carries the
-    overflow offset to the next block.
+    overflow offset, counters and time-order check to the next block.
     """
-    return layout._driver(records, version, state, True, ch, mac, mic, mk_time, mk_bits)
+    return _driver(layout.layout_id, records, version, state, ch, mac, mic, mk_time, mk_bits)

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._decode import LAYOUTS, count_block, decode_block, new_state
+from ._decode import LAYOUTS, decode_block, new_state
 from ._errors import QdioError, QdioWarning
 from .stream import Markers, PhotonStream
 
@@ -122,51 +122,60 @@ def _blocks(src: RecordSource, first: int, stop: int) -> Iterator[np.ndarray]:
 def _decode_range(
     src: RecordSource, first: int, stop: int, state: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Markers]:
+    """Records ``first:stop`` decoded in one pass.
+
+    The photon columns are allocated for every record and shrunk in place at
+    the end: pages past the last photon are never touched, so they never
+    become resident, and the shrink (realloc) does not copy.
+    """
     layout = LAYOUTS[src.layout]
-    n_ph = n_mk = 0
-    for block in _blocks(src, first, stop):
-        p, m = count_block(layout, block, src.version)
-        n_ph += p
-        n_mk += m
-    ch = np.empty(n_ph, np.uint8)
-    mac = np.empty(n_ph, np.int64)
-    mic = np.empty(n_ph if layout.t3 else 0, np.int32)
-    mk_t = np.empty(n_mk, np.int64)
-    mk_b = np.empty(n_mk, np.uint8)
-    i = j = 0
+    size = stop - first
+    ch = np.empty(size, np.uint8)
+    mac = np.empty(size, np.int64)
+    mic = np.empty(size if layout.t3 else 0, np.int32)
+    mk_t_scratch = np.empty(min(BLOCK_RECORDS, size), np.int64)
+    mk_b_scratch = np.empty(min(BLOCK_RECORDS, size), np.uint8)
+    mk_t: list[np.ndarray] = []
+    mk_b: list[np.ndarray] = []
+    i = 0
     for block in _blocks(src, first, stop):
         p, m = decode_block(
             layout, block, src.version, state,
-            ch[i:], mac[i:], mic[i:] if layout.t3 else mic, mk_t[j:], mk_b[j:],
+            ch[i:], mac[i:], mic[i:] if layout.t3 else mic, mk_t_scratch, mk_b_scratch,
         )  # fmt: skip
         i += p
-        j += m
-    return ch, mac, (mic if layout.t3 else None), Markers(mk_t, mk_b)
+        if m:
+            mk_t.append(mk_t_scratch[:m].copy())
+            mk_b.append(mk_b_scratch[:m].copy())
+    for column in (ch, mac, mic) if layout.t3 else (ch, mac):
+        column.resize(i, refcheck=False)
+    markers = Markers(np.concatenate(mk_t), np.concatenate(mk_b)) if mk_t else Markers.empty()
+    return ch, mac, (mic if layout.t3 else None), markers
 
 
-def _to_stream(src: RecordSource, ch, mac, mic, attrs) -> PhotonStream:
+def _to_stream(src: RecordSource, ch, mac, mic, attrs, *, ordered: bool) -> PhotonStream:
+    """The decoded columns as a stream; records out of time order are sorted, with a warning."""
+    layout = LAYOUTS[src.layout]
+    args = (src.macrotime_resolution_s, src.microtime_resolution_s, src.n_microtime_bins, attrs)
+    if not ordered:
+        order = np.argsort(mac, kind="stable")
+        n_moved = int(np.count_nonzero(order != np.arange(order.shape[0])))
+        warnings.warn(
+            f"{src.path}: {n_moved} photon records are out of time order (corrupt "
+            f"records?); they were sorted by macrotime",
+            QdioWarning,
+            stacklevel=4,
+        )
+        ch, mac = ch[order], mac[order]
+        mic = None if mic is None else mic[order]
+    # the decoder checked time order, and the field widths bound the microtime
+    fits = not layout.t3 or (src.n_microtime_bins or 0) >= (1 << layout.microtime_bits)
     try:
-        return PhotonStream(
-            ch, mac, mic,
-            src.macrotime_resolution_s, src.microtime_resolution_s,
-            src.n_microtime_bins, attrs,
-        )  # fmt: skip
+        if fits:
+            return PhotonStream._trusted(ch, mac, mic, *args)
+        return PhotonStream(ch, mac, mic, *args)
     except ValueError as exc:
-        if "non-decreasing" not in str(exc):
-            raise QdioError(f"{src.path}: decoded records are not a valid stream: {exc}") from exc
-    order = np.argsort(mac, kind="stable")
-    n_moved = int(np.count_nonzero(order != np.arange(order.shape[0])))
-    warnings.warn(
-        f"{src.path}: {n_moved} photon records are out of time order (corrupt "
-        f"records?); they were sorted by macrotime",
-        QdioWarning,
-        stacklevel=4,
-    )
-    return PhotonStream(
-        ch[order], mac[order], None if mic is None else mic[order],
-        src.macrotime_resolution_s, src.microtime_resolution_s,
-        src.n_microtime_bins, attrs,
-    )  # fmt: skip
+        raise QdioError(f"{src.path}: decoded records are not a valid stream: {exc}") from exc
 
 
 def _base_attrs(src: RecordSource) -> dict[str, Any]:
@@ -192,11 +201,12 @@ def read_source(src: RecordSource) -> ReadResult:
     """Decode every record of ``src`` into one stream and its markers."""
     state = new_state()
     ch, mac, mic, markers = _decode_range(src, 0, src.n_records, state)
+    ordered = state[4] == 0
     _warn_invalid(src, state)
     attrs = dict(
         _base_attrs(src), n_overflow_records=int(state[1]), n_invalid_records=int(state[2])
     )
-    return ReadResult(_to_stream(src, ch, mac, mic, attrs), markers)
+    return ReadResult(_to_stream(src, ch, mac, mic, attrs, ordered=ordered), markers)
 
 
 def iter_source(src: RecordSource, max_records: int) -> Iterator[ReadResult]:
@@ -216,7 +226,9 @@ def iter_source(src: RecordSource, max_records: int) -> Iterator[ReadResult]:
     # an empty record block still gives one (empty) chunk, as read() gives an empty stream
     for first in range(0, max(src.n_records, 1), max_records):
         stop = min(first + max_records, src.n_records)
+        unordered_before = int(state[4])
         ch, mac, mic, markers = _decode_range(src, first, stop, state)
+        ordered = int(state[4]) == unordered_before
         chunk_attrs = dict(
             attrs,
             chunk_first_record=first,
@@ -225,4 +237,6 @@ def iter_source(src: RecordSource, max_records: int) -> Iterator[ReadResult]:
         )
         if stop == src.n_records:
             _warn_invalid(src, state)
-        yield ReadResult(_to_stream(src, ch, mac, mic, chunk_attrs), markers)
+        stream = _to_stream(src, ch, mac, mic, chunk_attrs, ordered=ordered)
+        del ch, mac, mic  # the chunk's arrays live only as long as the caller keeps it
+        yield ReadResult(stream, markers)

@@ -184,10 +184,9 @@ def parse_tags(
                 f"(file is {size} bytes)"
             )
         ident_b, idx, typ, value_b = _TAG.unpack(raw)
-        # real files (SymPhoTime 64) have stray control bytes in a few names
-        ident = "".join(
-            c for c in ident_b.split(b"\0", 1)[0].decode("ascii", "replace") if c.isprintable()
-        )
+        ident = ident_b.split(b"\0", 1)[0].decode("ascii", "replace")
+        if not ident.isprintable():  # SymPhoTime 64 writes stray control bytes in a few
+            ident = "".join(c for c in ident if c.isprintable())
         if not ident:
             raise QdioError(f"{path}: unreadable tag name {ident_b!r} at offset {offset}")
         where = f"{path}: tag {ident!r} at offset {offset}"

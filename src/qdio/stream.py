@@ -36,6 +36,15 @@ def _first_decrease(values: np.ndarray) -> int:
     return -1
 
 
+@numba.njit(cache=True, nogil=True)
+def _count_u8(values: np.ndarray) -> np.ndarray:
+    """Occurrences of each value 0..255 (np.bincount would widen to int64 first)."""
+    counts = np.zeros(256, np.int64)
+    for v in values:
+        counts[v] += 1
+    return counts
+
+
 def _readonly(values: np.ndarray) -> np.ndarray:
     view = values.view()
     view.flags.writeable = False
@@ -162,6 +171,31 @@ class PhotonStream:
         set_(self, "microtime", microtime)
         set_(self, "attrs", MappingProxyType(dict(self.attrs)))
 
+    @classmethod
+    def _trusted(
+        cls, channel, macrotime, microtime, macrotime_resolution_s,
+        microtime_resolution_s, n_microtime_bins, attrs,
+    ) -> PhotonStream:  # fmt: skip
+        """Build from columns a decoder has already checked (dtypes, time order,
+        microtime range), skipping the O(N) checks of ``__post_init__``."""
+        self = object.__new__(cls)
+        set_ = object.__setattr__
+        set_(self, "channel", _readonly(channel))
+        set_(self, "macrotime", _readonly(macrotime))
+        set_(self, "microtime", None if microtime is None else _readonly(microtime))
+        res = _check_positive("macrotime_resolution_s", macrotime_resolution_s, required=True)
+        set_(self, "macrotime_resolution_s", res)
+        set_(
+            self,
+            "microtime_resolution_s",
+            _check_positive(
+                "microtime_resolution_s", microtime_resolution_s, required=microtime is not None
+            ),
+        )
+        set_(self, "n_microtime_bins", None if n_microtime_bins is None else int(n_microtime_bins))
+        set_(self, "attrs", MappingProxyType(dict(attrs)))
+        return self
+
     # -- derived values ---------------------------------------------------
     def __len__(self) -> int:
         return int(self.channel.shape[0])
@@ -186,7 +220,7 @@ class PhotonStream:
     @property
     def channels(self) -> np.ndarray:
         """Sorted channel numbers that occur in the stream."""
-        return np.flatnonzero(np.bincount(self.channel, minlength=1))
+        return np.flatnonzero(_count_u8(self.channel))
 
     @property
     def duration_s(self) -> float:
@@ -197,7 +231,7 @@ class PhotonStream:
 
     def counts_per_channel(self) -> dict[int, int]:
         """Number of photons for each channel that occurs."""
-        counts = np.bincount(self.channel, minlength=1)
+        counts = _count_u8(self.channel)
         return {int(c): int(counts[c]) for c in np.flatnonzero(counts)}
 
     def microtime_s(self) -> np.ndarray:
