@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import info as _info
+from . import simulate as _simulate
 
 __all__ = ["main"]
 
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_info(sub)
     _add_convert(sub)
+    _simulate.add_parser(sub)
     return parser
 
 
@@ -181,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as exc:
         print(f"qdlight {args.command}: {exc}", file=sys.stderr)
         return 2
-    except (QdioError, FileNotFoundError, IsADirectoryError, PermissionError, ValueError) as exc:
+    except (QdioError, OSError, ValueError) as exc:
         print(f"qdlight {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

@@ -105,3 +105,33 @@ def test_console_script_runs(small_ptu):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["n_photons"] == 3
+
+
+def test_simulate_writes_the_stream_qdsim_gives(tmp_path, capsys):
+    import qdsim
+
+    out, truth = tmp_path / "sim.ptu", tmp_path / "truth.npz"
+    spectrum = tmp_path / "spectrum.csv"
+    argv = ["simulate", "--preset", "paper_qd", "--power", "0.17uW", "--duration", "25s",
+            "--seed", "3", "-o", str(out), "--truth", str(truth), "--spectrum", str(spectrum),
+            "--json"]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    expected = qdsim.simulate(
+        qdsim.presets.paper_qd(), power_w=0.17e-6, duration_s=25.0, rng=3
+    )  # 25 s is three 10 s chunks in the command: the same stream as one run
+    back = qdio.read(out)
+    np.testing.assert_array_equal(back.macrotime, expected.stream.macrotime)
+    np.testing.assert_array_equal(back.microtime, expected.stream.microtime)
+    np.testing.assert_array_equal(back.channel, expected.stream.channel)
+    assert summary["photons"] == len(back)
+    t = qdsim.Truth.load_npz(truth)
+    np.testing.assert_array_equal(t.process, expected.truth.process)
+    rows = np.loadtxt(spectrum, delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(rows[:, 1], expected.spectrum.counts)
+    # an existing output is not overwritten without --force; bad units are one line
+    assert main(argv) == 1
+    assert "--force" in capsys.readouterr().err
+    assert main(["simulate", "--preset", "paper_qd", "--power=-1uW", "--duration", "1s",
+                 "-o", str(tmp_path / "x.ptu")]) == 1  # fmt: skip
+    assert "--power" in capsys.readouterr().err
