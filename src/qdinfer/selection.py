@@ -31,6 +31,7 @@ __all__ = [
     "everything",
     "gate",
     "irf_peak_bins",
+    "resolve_irf_peaks",
     "select",
     "state_intervals",
     "time_window",
@@ -233,3 +234,31 @@ def select(stream: PhotonStream, selection: Selection | None) -> PhotonStream:
     if selection is None:
         return stream
     return stream.take(_check(selection).mask(stream))
+
+
+def resolve_irf_peaks(selection: Selection | None, stream: PhotonStream) -> Selection | None:
+    """``selection`` with every IRF-relative gate pinned to the IRF peaks of ``stream``.
+
+    Chunked analyses call this on the first chunk so that every later chunk
+    is gated from the same peaks (a gate left unpinned would find its peaks
+    again in each chunk).  Gates already pinned, and other selections, are
+    kept as they are.
+
+    >>> import numpy as np, qdio
+    >>> s = qdio.PhotonStream(np.array([0, 0, 0, 0, 1], np.uint8), np.arange(5),
+    ...                       np.array([6, 7, 7, 8, 9]), 4e-7, 1e-10, 4096)
+    >>> resolve_irf_peaks(gate(min_s=1e-9, relative_to="irf_peak"), s).peak_bins
+    ((0, 7), (1, 8))
+    """
+    if selection is None:
+        return None
+    if isinstance(selection, Gate):
+        if selection.relative_to == "irf_peak" and selection.peak_bins is None:
+            peaks = tuple(sorted(irf_peak_bins(stream).items()))
+            return Gate(selection.min_s, selection.max_s, selection.relative_to, peaks)
+        return selection
+    if isinstance(selection, _Combined):
+        return _Combined(selection.op, tuple(resolve_irf_peaks(p, stream) for p in selection.parts))
+    if isinstance(selection, _Not):
+        return _Not(resolve_irf_peaks(selection.inner, stream))
+    return selection

@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import analyze as _analyze
 from . import info as _info
 from . import simulate as _simulate
 
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_info(sub)
     _add_convert(sub)
     _simulate.add_parser(sub)
+    _analyze.add_parser(sub)
     return parser
 
 
