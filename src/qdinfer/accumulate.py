@@ -149,7 +149,7 @@ class DecayAccumulator(_Base):
         return decay_from_ticks(
             total,
             tick_s=first.microtime_resolution_s,
-            period_s=first.macrotime_resolution_s,
+            period_s=first.laser_period_s,
             bin_width_s=bin_width_s,
             channels=[c for c in chans if c in self.ticks],
         )
@@ -401,7 +401,7 @@ def _default_g2_window(stream: PhotonStream) -> tuple[float, float]:
     """(max_lag_s, bin_width_s): max(3.5 periods, 1 us) in ~period/100 bins (T3),
     1 us in 1 ns bins (T2)."""
     if stream.is_t3:
-        period = stream.macrotime_resolution_s
+        period = stream.laser_period_s
         tick = stream.microtime_resolution_s
         k = max(1, round(period / 100 / tick))
         return max(3.5 * period, 1e-6), k * tick

@@ -192,7 +192,7 @@ def decay_histogram(
     return decay_from_ticks(
         ticks,
         tick_s=stream.microtime_resolution_s,
-        period_s=stream.macrotime_resolution_s,
+        period_s=stream.laser_period_s,
         bin_width_s=bin_width_s,
         channels=sel.channels.tolist(),
     )
@@ -212,9 +212,14 @@ def _smooth(y: np.ndarray, width: int) -> np.ndarray:
 
 def _background_level(counts: np.ndarray) -> float:
     """Mean counts per bin in the flat stretch before the rising edge (circular)."""
+    return _background_window(counts)[0]
+
+
+def _background_window(counts: np.ndarray) -> tuple[float, np.ndarray]:
+    """(mean counts per bin, bin indices) of the flat stretch before the rising edge."""
     n = len(counts)
     if n < 8 or counts.sum() == 0:
-        return 0.0
+        return 0.0, np.arange(0)
     sm = _smooth(counts, max(3, n // 200))
     p = int(np.argmax(sm))
     floor = float(np.percentile(sm, 10))
@@ -226,7 +231,7 @@ def _background_level(counts: np.ndarray) -> float:
     length = max(10, n // 5)
     end = p - r - margin
     idx = np.arange(end - length, end) % n
-    return float(counts[idx].mean())
+    return float(counts[idx].mean()), idx
 
 
 def estimate_background(decay: DecayHistogram) -> float:
@@ -399,7 +404,7 @@ def irf_from_file(
     if ticks is None or ticks.sum() == 0:
         raise ValueError(f"IRF file {path}: no photons (after the selection)")
     decay = decay_from_ticks(
-        ticks, tick_s=first.microtime_resolution_s, period_s=first.macrotime_resolution_s
+        ticks, tick_s=first.microtime_resolution_s, period_s=first.laser_period_s
     )
     return irf_from_histogram(
         decay, subtract_background=subtract_background, source=f"file {os.fspath(path)}"
@@ -1079,7 +1084,9 @@ def mean_arrival_time(
         Reference for the delays (its mean); estimated from the rising edge
         when None.
     subtract_background : bool
-        Remove the flat pre-pulse level (:func:`estimate_background`) first.
+        Remove the flat background first: the level before the rising edge
+        less the tail of earlier pulses that a mono-exponential with the
+        estimated lifetime leaves there (solved self-consistently).
     """
     decay = _as_decay(data, selection, None)
     n = decay.n_full_bins
@@ -1089,16 +1096,28 @@ def mean_arrival_time(
     if irf is None:
         irf = estimate_irf(decay) if counts.sum() >= 20 else None
     ref = irf.mean_s if irf is not None else float(decay.centers_s[int(np.argmax(counts))])
-    bg = _background_level(counts) if subtract_background else 0.0
-    sig = counts - bg  # signed: clipping would bias the mean towards P / 2
-    n_sig = float(sig.sum())
-    if n_sig <= 0:
-        raise ValueError("mean_arrival_time: no photons above the background")
     # delays in [-m, P - m): IRF jitter around the reference stays near 0
     m = 3 * irf.fwhm_s if irf is not None else 0.0
-    delay = (decay.centers_s[:n] - ref + m) % decay.period_s - m
-    mean = float(np.sum(sig * delay) / n_sig)
+    period, w = decay.period_s, decay.bin_width_s
+    delay = (decay.centers_s[:n] - ref + m) % period - m
+    level, window = _background_window(counts) if subtract_background else (0.0, None)
+    bg = level
+    for _ in range(200):
+        sig = counts - bg  # signed: clipping would bias the mean towards P / 2
+        n_sig = float(sig.sum())
+        if n_sig <= 0:
+            raise ValueError("mean_arrival_time: no photons above the background")
+        mean = float(np.sum(sig * delay) / n_sig)
+        tau = _delay_mean_tau(mean / w, period / w) * w
+        if window is None or not window.size or not (tau > 0 and math.isfinite(tau)):
+            break
+        # the pre-edge level holds the background plus the tail of earlier pulses
+        # (a mono-exponential of this tau): subtract only the background
+        tail = n_sig * w / tau * float(np.mean(np.exp(-delay[window] / tau)))
+        tail /= -math.expm1(-period / tau)
+        new_bg = max(level - tail, 0.0)
+        if abs(new_bg - bg) <= 1e-9 * max(level, 1.0):
+            break
+        bg = new_bg
     var = float(np.sum(np.maximum(counts, 0) * (delay - mean) ** 2) / n_sig)
-    w = decay.bin_width_s
-    tau = _delay_mean_tau(mean / w, decay.period_s / w) * w
     return MeanArrivalTime(mean, math.sqrt(var / n_sig), tau, ref, int(counts.sum()), float(bg))

@@ -667,7 +667,7 @@ def _period_s(stream: PhotonStream | None, period_s: float | None) -> float:
         return check_positive("period_s", period_s)
     if stream is None or not stream.is_t3:
         raise ValueError("pulsed g2(0) of a T2 stream needs period_s= (the laser period)")
-    return stream.macrotime_resolution_s
+    return stream.laser_period_s
 
 
 def _side_peak_indices(
@@ -819,12 +819,17 @@ def _pulse_refs(stream: PhotonStream, channels: tuple[int, int], pulse_start_s) 
 
 
 def _check_windows(windows: str, stream: PhotonStream) -> str:
+    # pulse windows count macrotimes as laser pulses: not when the macrotime clock
+    # is another one (TimeHarp 200 T3R, sync divider; see PhotonStream.laser_period_s)
+    pulses = stream.is_t3 and stream.laser_period_s == stream.macrotime_resolution_s
     if windows == "auto":
-        return "pulse" if stream.is_t3 else "lag"
+        return "pulse" if pulses else "lag"
     if windows not in ("pulse", "lag"):
         raise ValueError(f"windows={windows!r}: use 'auto', 'pulse' or 'lag'")
-    if windows == "pulse" and not stream.is_t3:
-        raise ValueError("windows='pulse' needs T3 data (microtimes); use windows='lag'")
+    if windows == "pulse" and not pulses:
+        raise ValueError(
+            "windows='pulse' needs T3 data whose macrotime counts laser pulses; use windows='lag'"
+        )
     return windows
 
 

@@ -60,9 +60,22 @@ class IntensityTrace:
         return int(self.counts.shape[0])
 
 
+MAX_TRACE_BINS = 50_000_000  # 400 MB of int64 counts
+
+
 def trace_bin_index(macrotime: np.ndarray, resolution_s: float, bin_width_s: float) -> np.ndarray:
     """Trace bin of each macrotime: exact integer division when the bin is a whole
-    number of macrotime units, else ``floor(macrotime * resolution / bin_width)``."""
+    number of macrotime units, else ``floor(macrotime * resolution / bin_width)``.
+
+    Raises ValueError when the trace would need more than MAX_TRACE_BINS bins."""
+    if len(macrotime):
+        n_bins = float(macrotime[-1]) * resolution_s / bin_width_s
+        if n_bins > MAX_TRACE_BINS:
+            raise ValueError(
+                f"trace bin_width_s={bin_width_s!r} would need {n_bins:.3g} bins to reach "
+                f"{float(macrotime[-1]) * resolution_s:.4g} s (at most {MAX_TRACE_BINS:,}); "
+                f"use a wider bin"
+            )
     k = whole(bin_width_s / resolution_s)
     if k is not None:
         return macrotime // k
@@ -206,6 +219,11 @@ def count_rates(
     sel = select(stream, selection)
     counts = sel.counts_per_channel()
     if duration_s is None:
+        if len(stream) < 2 or stream.macrotime[0] == stream.macrotime[-1]:
+            raise ValueError(
+                f"count_rates: {len(stream)} photons span no time (fewer than two distinct "
+                f"macrotimes); pass duration_s="
+            )
         start, stop = stream_span_s(stream)
         duration = support_duration_s(selection, start, stop)
     else:

@@ -120,7 +120,9 @@ class Gate(Selection):
 
     ``relative_to="irf_peak"`` measures delays from each channel's IRF peak
     (:func:`irf_peak_bins` of the stream being masked, unless ``peak_bins``
-    fixes them, which is what chunked analyses do).
+    fixes them, which is what chunked analyses do), wrapped around the laser
+    period into [-0.05 P, 0.95 P): a photon whose delay carried it past the
+    end of the period is a late photon, not an early one.
     """
 
     min_s: float = 0.0
@@ -140,7 +142,7 @@ class Gate(Selection):
         if stream.microtime is None:
             raise ValueError("a microtime gate needs a T3 stream; this one is T2")
         res = stream.microtime_resolution_s
-        period = stream.macrotime_resolution_s
+        period = stream.laser_period_s
         if self.relative_to == "sync" and self.min_s >= period:
             raise ValueError(
                 f"gate min_s={self.min_s:.4g} s lies beyond the sync period {period:.4g} s"
@@ -151,7 +153,10 @@ class Gate(Selection):
             offset = np.zeros(256)
             for c, b in peaks.items():
                 offset[c] = b * res
-            t = t - offset[stream.channel]
+            # delays from the peak, wrapped into [-5 % P, 95 % P): a late photon
+            # whose delay carried it past the end of the period counts as late
+            m = 0.05 * period
+            t = (t - offset[stream.channel] + m) % period - m
         keep = t >= self.min_s
         if self.max_s is not None:
             keep &= t < self.max_s

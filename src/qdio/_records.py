@@ -159,10 +159,11 @@ def _to_stream(src: RecordSource, ch, mac, mic, attrs, *, ordered: bool) -> Phot
     args = (src.macrotime_resolution_s, src.microtime_resolution_s, src.n_microtime_bins, attrs)
     if not ordered:
         order = np.argsort(mac, kind="stable")
-        n_moved = int(np.count_nonzero(order != np.arange(order.shape[0])))
+        # records earlier than one before them (one corrupt record counts once)
+        n_bad = int(np.count_nonzero(mac[1:] < np.maximum.accumulate(mac)[:-1]))
         warnings.warn(
-            f"{src.path}: {n_moved} photon records are out of time order (corrupt "
-            f"records?); they were sorted by macrotime",
+            f"{src.path}: {n_bad} photon records are earlier than a record before them "
+            f"(corrupt records?); the records were sorted by macrotime",
             QdioWarning,
             stacklevel=4,
         )
@@ -213,7 +214,9 @@ def iter_source(src: RecordSource, max_records: int) -> Iterator[ReadResult]:
     """Decode ``src`` in chunks of at most ``max_records`` records.
 
     Macrotimes continue across chunk borders (the overflow state is carried);
-    memory is bounded by the chunk size.  Every chunk carries the same attrs
+    memory is bounded by the chunk size.  Records out of time order are
+    sorted within their chunk only (a corrupt record whose time falls into an
+    earlier chunk stays in its own).  Every chunk carries the same attrs
     plus ``chunk_first_record``; its ``n_overflow_records`` and
     ``n_invalid_records`` count up to the end of that chunk, so the last
     chunk's equal :func:`read_source`'s.

@@ -15,6 +15,7 @@ import math
 import os
 import struct
 import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
@@ -24,7 +25,7 @@ from typing import Any, BinaryIO
 import numba
 import numpy as np
 
-from ._errors import QdioError
+from ._errors import QdioError, QdioWarning
 from ._formats import FileFormat
 from ._records import RecordSource, count_records
 from ._util import atomic_path
@@ -568,11 +569,19 @@ class PtuWriter:
         if m:
             if np.any(markers.bits == 0) or np.any(markers.bits > 15):
                 raise ValueError("markers.bits must be in 1..15 to be written to a PTU")
-            if markers.macrotime.min() < self._done * _WRAP[kind]:
-                raise ValueError(
-                    f"marker at macrotime {int(markers.macrotime.min())} lies before data "
-                    f"already written"
+            base = self._done * _WRAP[kind]
+            if markers.macrotime.min() < base:
+                # markers may come slightly out of order (PicoQuant says so); one
+                # that falls before an overflow already written is moved up to it
+                early = markers.macrotime < base
+                warnings.warn(
+                    f"{self.path}: {int(early.sum())} marker(s) earlier than records "
+                    f"already written moved to macrotime {base} (at most "
+                    f"{int(base - markers.macrotime.min())} later)",
+                    QdioWarning,
+                    stacklevel=2,
                 )
+                markers = Markers(np.maximum(markers.macrotime, base), markers.bits)
         if m:
             order = np.argsort(markers.macrotime, kind="stable")
             mk_t = markers.macrotime[order]

@@ -155,7 +155,10 @@ class PhotonStream:
             )
             set_(self, "microtime_resolution_s", res)
             nbins = self.n_microtime_bins
-            if nbins is None or int(nbins) != nbins or int(nbins) < 1:
+            ok = isinstance(nbins, (int, np.integer)) or (
+                isinstance(nbins, float) and math.isfinite(nbins) and nbins.is_integer()
+            )
+            if not ok or int(nbins) < 1:
                 raise ValueError(f"PhotonStream.n_microtime_bins={nbins!r} must be an int >= 1")
             set_(self, "n_microtime_bins", int(nbins))
             if n:
@@ -216,6 +219,23 @@ class PhotonStream:
     def sync_rate_hz(self) -> float | None:
         """Laser sync rate (T3: 1 / macrotime resolution), None for T2."""
         return 1.0 / self.macrotime_resolution_s if self.is_t3 else None
+
+    @property
+    def laser_period_s(self) -> float | None:
+        """Laser repetition period (T3), the period the microtime repeats with.
+
+        The macrotime resolution, except where the file records a different
+        sync rate in ``attrs["sync_rate_hz"]`` (more than 1 % off): TimeHarp
+        200 T3R files count a 100 ns clock, and a sync divider makes the
+        macrotime tick several laser periods.  None for T2.
+        """
+        if self.microtime is None:
+            return None
+        rate = self.attrs.get("sync_rate_hz")
+        if isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0:
+            if abs(rate * self.macrotime_resolution_s - 1.0) > 0.01:
+                return 1.0 / rate
+        return self.macrotime_resolution_s
 
     @property
     def channels(self) -> np.ndarray:
@@ -318,11 +338,22 @@ def select_channels(stream: PhotonStream, channels: int | Sequence[int]) -> Phot
     [0, 2]
     """
     wanted = np.atleast_1d(np.asarray(channels))
+    if wanted.size == 0:
+        raise ValueError("select_channels: channels is empty; give at least one channel")
     if wanted.dtype.kind not in "iu" or np.any(wanted < 0) or np.any(wanted > 255):
         raise ValueError(f"channels={channels!r} must be integers in 0..255")
     lut = np.zeros(256, bool)
     lut[wanted] = True
     return stream.take(lut[stream.channel])
+
+
+def _first_tick_at(t_s: float, res: float) -> int:
+    """Smallest macrotime at or after ``t_s``; a time within rounding of a tick is that tick."""
+    x = t_s / res
+    nearest = round(x)
+    if abs(x - nearest) <= 1e-9 * max(1.0, abs(x)):
+        return int(nearest)
+    return math.ceil(x)
 
 
 def time_slice(
@@ -336,11 +367,11 @@ def time_slice(
     if not math.isfinite(start_s) or (stop_s is not None and not stop_s > start_s):
         raise ValueError(f"time_slice: need finite start_s < stop_s, got {start_s=}, {stop_s=}")
     res = stream.macrotime_resolution_s
-    lo = np.searchsorted(stream.macrotime, math.ceil(start_s / res - 1e-9), "left")
+    lo = np.searchsorted(stream.macrotime, _first_tick_at(start_s, res), "left")
     if stop_s is None:
         hi = len(stream)
     else:
-        hi = np.searchsorted(stream.macrotime, math.ceil(stop_s / res - 1e-9), "left")
+        hi = np.searchsorted(stream.macrotime, _first_tick_at(stop_s, res), "left")
     return stream.take(slice(int(lo), int(hi)))
 
 

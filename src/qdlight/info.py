@@ -87,7 +87,8 @@ def describe(path: str | os.PathLike, *, progress: bool = False, max_records: in
         "macrotime_resolution_s": res,
         "microtime_resolution_s": stream.microtime_resolution_s,
         "n_microtime_bins": stream.n_microtime_bins,
-        "acquisition_time_s": attrs.get("acquisition_time_s"),
+        # legacy headers hold the set time and, separately, when it actually stopped
+        "acquisition_time_s": attrs.get("stop_after_s") or attrs.get("acquisition_time_s"),
         "duration_s": duration,
         "first_macrotime": first,
         "last_macrotime": last,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -144,14 +145,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     power_w = parse_quantity(args.power, "W", name="--power")
     duration_s = parse_quantity(args.duration, "s", name="--duration")
-    if not power_w >= 0 or not duration_s > 0:
-        raise ValueError(
-            f"--power {args.power!r} must be >= 0 and --duration {args.duration!r} > 0"
-        )
+    if not power_w >= 0:  # also NaN
+        raise ValueError(f"--power {args.power!r} must be a power >= 0")
+    if not (duration_s > 0 and math.isfinite(duration_s)):
+        raise ValueError(f"--duration {args.duration!r} must be a finite time > 0")
     if args.workers < 1:
         raise ValueError(f"--workers {args.workers} must be >= 1")
-    for path in (args.output, args.truth, args.spectrum):
-        if path is not None and path.exists() and not args.force:
+    outputs = [p for p in (args.output, args.truth, args.spectrum) if p is not None]
+    if len({p.resolve() for p in outputs}) < len(outputs):
+        raise ValueError(
+            f"-o, --truth and --spectrum must be different files, got {[str(p) for p in outputs]}"
+        )
+    for path in outputs:
+        if path.exists() and not args.force:
             raise FileExistsError(f"{path} exists; pass --force to overwrite it")
     setup = qdsim.load_setup(args.preset or args.config)
     summary = simulate_to_ptu(

@@ -51,10 +51,16 @@ def test_rates_by_hand_and_with_time_windows():
     w = count_rates(s, selection=qdinfer.time_window(0, 0.05))
     assert w.duration_s == pytest.approx(0.05) and w.counts == {0: 2, 1: 1}
     assert count_rates(s, duration_s=2.0).rate_hz[1] == pytest.approx(0.5)
+    # one photon, or photons at a single macrotime, span no time: no rate without duration_s
     one = PhotonStream(np.zeros(1, np.uint8), np.array([5]), None, 1e-3)
-    assert count_rates(one).duration_s == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="span no time"):
+        count_rates(one)
+    assert count_rates(one, duration_s=0.5).rate_hz[0] == pytest.approx(2.0)
+    same = PhotonStream(np.zeros(3, np.uint8), np.array([7, 7, 7]), None, 1e-12)
+    with pytest.raises(ValueError, match="span no time"):
+        count_rates(same)
     empty = PhotonStream(np.zeros(0, np.uint8), np.zeros(0, np.int64), None, 1e-3)
-    with pytest.raises(ValueError, match="covers no time"):
+    with pytest.raises(ValueError, match="span no time"):
         count_rates(empty)
 
 
@@ -72,3 +78,9 @@ def test_poisson_trace_statistics():
     assert stats.chi2.sf(disp, len(t) - 1) > 1e-4 and stats.chi2.cdf(disp, len(t) - 1) > 1e-4
     r = count_rates(s)
     assert abs(r.rate_hz[0] - rate) < 5 * r.rate_stderr_hz[0]
+
+
+def test_a_trace_bin_too_small_is_a_clear_error():
+    s = PhotonStream(np.zeros(2, np.uint8), np.array([0, 10**12]), None, 1e-12)  # 1 s
+    with pytest.raises(ValueError, match="bin_width_s=1e-09 would need 1e"):
+        intensity_trace(s, bin_width_s=1e-9)

@@ -28,8 +28,22 @@ def test_gate_relative_to_irf_peak_per_channel(stream):
     peaks = qdinfer.irf_peak_bins(stream, smooth_bins=1)
     assert peaks == {0: 100, 1: 120}  # first of the tied maxima
     m = gate(min_s=2.5e-9, relative_to="irf_peak").mask(stream)
-    # channel 0: microtime - 100 >= 25 bins; channel 1: microtime - 120 >= 25
-    assert m.tolist() == [False, False, True, False, False, True, True, True]
+    # channel 0: microtime - 100 >= 25 bins; channel 1: microtime - 120 >= 25; the last
+    # photon (387.9 ns after its peak) is 12.1 ns before the next pulse's peak: delays
+    # wrap into [-0.05 P, 0.95 P), so it counts as early, not late
+    assert m.tolist() == [False, False, True, False, False, True, True, False]
+
+
+def test_irf_gate_wraps_late_photons_around_the_period():
+    # IRF peak 10 ns before the end of a 12.5 ns period: a photon 5 ns after the
+    # peak has a microtime of 2.5 ns (it wrapped) and is late, not early
+    s = PhotonStream(
+        np.zeros(4, np.uint8), np.arange(4), np.array([1100, 1100, 1100, 250]),
+        12.5e-9, 1e-11, 4096,
+    )  # fmt: skip
+    peaks = qdinfer.irf_peak_bins(s, smooth_bins=1)
+    assert peaks == {0: 1100}
+    assert gate(min_s=2.5e-9, relative_to="irf_peak").mask(s).tolist() == [False] * 3 + [True]
 
 
 def test_channels_time_window_state_intervals(stream):

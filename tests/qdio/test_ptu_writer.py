@@ -83,3 +83,29 @@ def test_writer_checks_resolutions_and_mode(tmp_path):
         ) as w:
             w.write(s)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_markers_slightly_out_of_order_across_writes_are_moved_up(tmp_path):
+    # HydraHarp T3 wraps every 1024 syncs: a marker of the next chunk at sync 10,
+    # after photons up to sync 1500 were written, lies before the written overflow
+    s1 = qdio.PhotonStream(np.zeros(1, np.uint8), np.array([1500]), np.zeros(1, np.int32),
+                           1e-8, 1e-11, 32768)  # fmt: skip
+    s2 = qdio.PhotonStream(np.zeros(1, np.uint8), np.array([1600]), np.zeros(1, np.int32),
+                           1e-8, 1e-11, 32768)  # fmt: skip
+    out = tmp_path / "m.ptu"
+    with PtuWriter(out, record_type="hydraharp_v2_t3", macrotime_resolution_s=1e-8,
+                   microtime_resolution_s=1e-11) as w:  # fmt: skip
+        w.write(s1)
+        with pytest.warns(qdio.QdioWarning, match="moved to macrotime 1024"):
+            w.write(s2, qdio.Markers(np.array([10]), np.array([1])))
+    back = qdio.read(out, with_markers=True)
+    assert back.stream.macrotime.tolist() == [1500, 1600]
+    assert back.markers.macrotime.tolist() == [1024]
+
+
+def test_missing_output_folder_names_the_users_path(tmp_path):
+    s = qdio.PhotonStream(np.zeros(1, np.uint8), np.array([1]), np.zeros(1, np.int32),
+                          1e-8, 1e-11, 4096)  # fmt: skip
+    target = tmp_path / "nodir" / "x.ptu"
+    with pytest.raises(FileNotFoundError, match="nodir does not exist"):
+        qdio.write_ptu(target, s)

@@ -133,3 +133,44 @@ def test_public_names():
     ):
         assert hasattr(qdio, name), name
     assert issubclass(qdio.QdioError, ValueError)
+
+
+def test_time_slice_exact_boundaries_at_large_tick_counts():
+    # 1 ps tags at 17 ms: t / res is ~1.7e10, where a fixed 1e-9 tick tolerance fails
+    s = PhotonStream(
+        np.zeros(3, np.uint8), np.array([16_999_999_999, 17_000_000_000, 17_000_000_001]),
+        None, 1e-12,
+    )  # fmt: skip
+    assert time_slice(s, 0.017).macrotime.tolist() == [17_000_000_000, 17_000_000_001]
+    assert time_slice(s, 0.0, 0.017).macrotime.tolist() == [16_999_999_999]
+    # every 10 ms start of a 400 ns T3 clock finds its own sync
+    t3 = PhotonStream(np.zeros(1000, np.uint8), np.arange(1000) * 25_000, np.zeros(1000, np.int32),
+                      400e-9, 1e-10, 4096)  # fmt: skip
+    for k in range(0, 1000, 7):
+        assert time_slice(t3, k * 0.01).macrotime[0] == k * 25_000
+
+
+def test_laser_period_from_the_files_sync_rate():
+    base = {
+        "channel": np.zeros(1, np.uint8),
+        "macrotime": np.array([1]),
+        "microtime": np.array([0]),
+        "microtime_resolution_s": 1e-10,
+        "n_microtime_bins": 4096,
+    }
+    assert PhotonStream(macrotime_resolution_s=400e-9, **base).laser_period_s == 400e-9
+    # TimeHarp 200 T3R: macrotime counts a 100 ns clock, the laser ran at 5 MHz
+    t3r = PhotonStream(macrotime_resolution_s=100e-9, attrs={"sync_rate_hz": 5e6}, **base)
+    assert t3r.laser_period_s == pytest.approx(200e-9)
+    # a sync rate within 1 % of the macrotime clock is the same clock (integer rounding)
+    ptu = PhotonStream(macrotime_resolution_s=12.8167e-9, attrs={"sync_rate_hz": 78022000}, **base)
+    assert ptu.laser_period_s == 12.8167e-9
+    assert make(t3=False).laser_period_s is None
+
+
+def test_select_channels_empty_and_nan_bins_messages():
+    with pytest.raises(ValueError, match="channels is empty"):
+        select_channels(make(), [])
+    with pytest.raises(ValueError, match="n_microtime_bins"):
+        PhotonStream(np.zeros(1, np.uint8), np.array([1]), np.array([0]), 1e-8, 1e-11,
+                     float("nan"))  # fmt: skip

@@ -135,3 +135,24 @@ def test_simulate_writes_the_stream_qdsim_gives(tmp_path, capsys):
     assert main(["simulate", "--preset", "paper_qd", "--power=-1uW", "--duration", "1s",
                  "-o", str(tmp_path / "x.ptu")]) == 1  # fmt: skip
     assert "--power" in capsys.readouterr().err
+
+
+def test_simulate_refuses_one_file_for_two_outputs(tmp_path, capsys):
+    out = tmp_path / "q.ptu"
+    argv = ["simulate", "--preset", "paper_qd", "--power", "0.1uW", "--duration", "1s",
+            "-o", str(out), "--truth", str(out), "--force"]  # fmt: skip
+    assert main(argv) == 1
+    assert "must be different files" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["simulate", "--preset", "paper_qd", "--power", "nanuW", "--duration", "1s",
+                 "-o", str(out)]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert "--power" in err and "--duration" not in err
+
+
+def test_info_on_t3r_reports_the_stop_time():
+    src = shared_file("libpicoquant/timeharp_v50.t3r")
+    from qdlight.info import describe
+
+    info = describe(src)
+    assert info["acquisition_time_s"] < 10  # StopAfter (9.34 s), not the 60 s set time
