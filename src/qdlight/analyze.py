@@ -61,6 +61,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "-o", "--output", type=Path, metavar="DIR", help="figure folder (default: ./STEM_qdlight)"
     )
     p.add_argument("--no-figures", action="store_true", help="do not write figures")
+    p.add_argument(
+        "--report", type=Path, metavar="HTML", help="also write a self-contained HTML report"
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_analyze)
     return p
@@ -285,6 +288,8 @@ def format_summary(summary: dict[str, Any]) -> str:
             )
     if summary.get("figures"):
         add(f"{'figures':<14}" + ", ".join(summary["figures"]))
+    if summary.get("report"):
+        add(f"{'report':<14}{summary['report']}")
     return "\n".join(lines)
 
 
@@ -343,6 +348,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise ValueError(f"--trace-bin {args.trace_bin!r} must be > 0")
     if args.irf is not None and not args.irf.is_file():
         raise FileNotFoundError(f"--irf {args.irf}: no such file")
+    if args.report is not None and args.report.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"--report {args.report}: use a .html file name")
     summary, objects = analyze(
         args.file,
         gate_s=gate_s,
@@ -356,6 +363,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if not args.no_figures:
         out = args.output if args.output is not None else Path(f"{args.file.stem}_qdlight")
         summary["figures"] = _write_figures(out, args.file.stem, summary, objects)
+    if args.report is not None:
+        from .report import analysis_report
+
+        options = {k: v for k, v in vars(args).items() if k != "func"}
+        analysis_report(summary, objects, options=options).write(args.report)
+        summary["report"] = str(args.report)
     if args.json:
         print(json.dumps(_jsonable(summary), indent=2))
     else:

@@ -17,7 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import analyze as _analyze
+from . import demo as _demo
+from . import fit as _fit
 from . import info as _info
+from . import plan as _plan
 from . import simulate as _simulate
 
 __all__ = ["main"]
@@ -72,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_convert(sub)
     _simulate.add_parser(sub)
     _analyze.add_parser(sub)
+    _plan.add_parser(sub)
+    _demo.add_parser(sub)
+    _fit.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,51 @@
+"""``qdlight fit`` (src/qdlight/fit.py) on a simulated file and a power series."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+pytest.importorskip("qdinfer.models")
+qdsim = pytest.importorskip("qdsim")
+import qdio  # noqa: E402
+from qdlight import fit as qfit  # noqa: E402
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    qfit.add_parser(sub)
+    return parser.parse_args(["fit", *argv])
+
+
+def test_fit_decay_cli(tmp_path, capsys):
+    sim = qdsim.simulate(qdsim.presets.paper_qd(), power_w=0.17e-6, duration_s=2.0, rng=5)
+    path = tmp_path / "qd.ptu"
+    qdio.write_ptu(path, sim.stream)
+    out = tmp_path / "out"
+    args = _parse([str(path), "--model", "decay", "--n-exp", "2", "--json", "-o", str(out)])
+    assert qfit.cmd_fit(args) == 0
+    res = json.loads(capsys.readouterr().out)
+    tau = res["params"]["tau_2_s"]
+    # X lifetime 60 ns (sigma = posterior sd, 4 sd); BX 3.15 ns is a small fraction
+    assert abs(tau["mean"] - 60e-9) < 4 * tau["sd"]
+    assert res["diagnostics"]["r_hat"] < 1.01
+    for name in ("posterior.nc", "summary.csv", "ppc.png"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_series_toml_errors(tmp_path):
+    toml = tmp_path / "s.toml"
+    toml.write_text('[[point]]\nfile = "missing.ptu"\npower = "1uW"\n')
+    with pytest.raises(FileNotFoundError):
+        qfit.load_series(toml)
+    # --gate applies to decays only
+    with pytest.raises(ValueError, match="--gate applies"):
+        qfit.cmd_fit(_parse([str(toml), "--model", "g2", "--gate", "2.5ns"]))
+    # rate / joint need a SERIES.toml
+    ptu = tmp_path / "x.ptu"
+    ptu.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"needs a SERIES\.toml"):
+        qfit.cmd_fit(_parse([str(ptu), "--model", "rate"]))
