@@ -7,6 +7,7 @@ matplotlib only by ``qdinfer.plots``.
 """
 
 from .accumulate import (
+    AnalysisAccumulator,
     DecayAccumulator,
     FileAnalysis,
     G2Accumulator,
@@ -95,6 +96,7 @@ __all__ = [
     "BandAreas",
     "ChangePoints",
     "CountRates",
+    "AnalysisAccumulator",
     "DecayAccumulator",
     "DecayFit",
     "DecayHistogram",

@@ -50,6 +50,7 @@ from .intensity import CountRates, IntensityTrace, trace_bin_index
 from .selection import Intervals, Selection, gate, resolve_irf_peaks, select
 
 __all__ = [
+    "AnalysisAccumulator",
     "DecayAccumulator",
     "FileAnalysis",
     "G2Accumulator",
@@ -378,6 +379,9 @@ class FileAnalysis:
         The gate, with its IRF peaks pinned.
     skipped : dict
         What was not measured, and why.
+    first_chunk_photons : int
+        Photons of the first chunk, from which the gate's IRF peaks, the
+        default g2 channels and the pulse starts were taken.
     """
 
     path: str
@@ -395,6 +399,7 @@ class FileAnalysis:
     g2_channels: tuple[int, int] | None = None
     gate: Selection | None = None
     skipped: dict[str, str] = field(default_factory=dict)
+    first_chunk_photons: int = 0
 
 
 def _default_g2_window(stream: PhotonStream) -> tuple[float, float]:
@@ -408,6 +413,160 @@ def _default_g2_window(stream: PhotonStream) -> tuple[float, float]:
     tick = stream.macrotime_resolution_s
     k = whole(1e-9 / tick) or max(1, round(1e-9 / tick))
     return 1e-6, k * tick
+
+
+class AnalysisAccumulator:
+    """Decay, trace, rates and g2 over time-ordered chunks, readable at any time.
+
+    The one pass of :func:`analyze_file` as an object: :meth:`add` chunks as
+    they come (from :func:`qdio.iter_chunks`, or from a :class:`qdio.PtuFollower`
+    on a file still being written) and call :meth:`result` whenever an
+    up-to-date :class:`FileAnalysis` is wanted; it equals :func:`analyze_file`
+    of the photons added so far.  What depends on the data (the gate's IRF
+    peaks, the default g2 channels and window, the pulse starts of pulsed
+    g2(0)) is fixed on the first chunk.
+
+    Parameters
+    ----------
+    gate_s, gate_relative_to, g2_channels, trace_bin_width_s, g2_max_lag_s, g2_bin_width_s
+        As for :func:`analyze_file`.
+    min_first_photons : int
+        Photons the first chunk must hold (default 0: the first non-empty
+        chunk).  Smaller chunks are held back and joined until there are this
+        many, so that IRF peaks and pulse starts are not taken from a handful
+        of photons (a live file's first poll); :meth:`flush` takes whatever
+        arrived, for data that end early.
+    path : str
+        Named in messages and in the result.
+    """
+
+    def __init__(
+        self,
+        *,
+        gate_s: float | None = None,
+        gate_relative_to: str = "irf_peak",
+        g2_channels: tuple[int, int] | None = None,
+        trace_bin_width_s: float = 10e-3,
+        g2_max_lag_s: float | None = None,
+        g2_bin_width_s: float | None = None,
+        min_first_photons: int = 0,
+        path: str | os.PathLike = "",
+    ) -> None:
+        if int(min_first_photons) != min_first_photons or min_first_photons < 0:
+            raise ValueError(f"{min_first_photons=} must be an integer >= 0")
+        self.path = os.fspath(path)
+        self.gate_s = gate_s
+        self.gate = None if gate_s is None else gate(min_s=gate_s, relative_to=gate_relative_to)
+        self.g2_channels = g2_channels
+        self.g2_window = (g2_max_lag_s, g2_bin_width_s)
+        self.min_first_photons = int(min_first_photons)
+        self.trace = TraceAccumulator(trace_bin_width_s)
+        self.decay = DecayAccumulator()
+        self.gated_decay = DecayAccumulator(self.gate) if self.gate is not None else None
+        self.g2: dict[str, Any] = {}
+        self.skipped: dict[str, str] = {}
+        self.first: PhotonStream | None = None
+        self._pending: list[PhotonStream] = []
+        self._n_pending = 0
+
+    @property
+    def started(self) -> bool:
+        """True once the first chunk was taken (results are available)."""
+        return self.first is not None
+
+    @property
+    def n_pending(self) -> int:
+        """Photons held back until ``min_first_photons`` arrive."""
+        return self._n_pending
+
+    @property
+    def n_photons(self) -> int:
+        """Photons counted so far (held-back ones excluded)."""
+        return int(sum(self.trace.per_channel.values()))
+
+    def add(self, chunk: PhotonStream) -> None:
+        """Count ``chunk`` (it must follow the previous chunks in time)."""
+        if len(chunk) == 0:
+            return
+        if self.first is None:
+            self._pending.append(chunk)
+            self._n_pending += len(chunk)
+            if self._n_pending >= self.min_first_photons:
+                self.flush()
+            return
+        self._add(chunk)
+
+    def flush(self) -> None:
+        """Take the held-back photons as the first chunk, however few they are."""
+        if self.first is not None or not self._pending:
+            return
+        import qdio
+
+        pending, self._pending, self._n_pending = self._pending, [], 0
+        first = pending[0] if len(pending) == 1 else qdio.concatenate(pending)
+        self._start(first)
+        self._add(first)
+
+    def _start(self, chunk: PhotonStream) -> None:
+        if self.gate is not None:
+            if not chunk.is_t3:
+                raise ValueError(f"gate_s={self.gate_s!r}: a microtime gate needs T3 data")
+            if self.gate_s >= chunk.macrotime_resolution_s:
+                raise ValueError(
+                    f"gate_s={self.gate_s!r} lies beyond the sync period "
+                    f"{chunk.macrotime_resolution_s!r} s"
+                )
+            self.gate = resolve_irf_peaks(self.gate, chunk)
+            self.gated_decay.selection = self.gate
+        self.g2 = _make_g2_accumulators(
+            chunk, self.g2_channels, self.gate, *self.g2_window, self.skipped
+        )
+        self.first = chunk
+
+    def _add(self, chunk: PhotonStream) -> None:
+        self.trace.add(chunk)
+        if chunk.is_t3:
+            self.decay.add(chunk)
+            if self.gated_decay is not None:
+                self.gated_decay.add(chunk)
+        for acc in self.g2.values():
+            acc.add(chunk)
+
+    def result(self) -> FileAnalysis:
+        """Everything measured so far (call :meth:`flush` first if data ended early)."""
+        if self.first is None:
+            if self._pending:
+                raise ValueError(
+                    f"{self.path}: {self._n_pending} photons held back until "
+                    f"min_first_photons={self.min_first_photons} arrive; call flush() first"
+                )
+            raise ValueError(f"{self.path}: the file holds no photons")
+        skipped = dict(self.skipped)
+        results: dict[str, Any] = {}
+        for name, acc in self.g2.items():
+            try:
+                results[name] = acc.result()
+            except ValueError as exc:
+                skipped[name] = str(exc)
+        first = self.first
+        return FileAnalysis(
+            path=self.path,
+            attrs=dict(first.attrs),
+            is_t3=first.is_t3,
+            n_photons=self.n_photons,
+            rates=self.trace.rates(),
+            trace=self.trace.result(),
+            decays=self.decay.per_channel() if first.is_t3 else {},
+            gated_decays=self.gated_decay.per_channel() if self.gated_decay is not None else {},
+            g2=results.get("g2"),
+            g2_gated=results.get("g2_gated"),
+            g2_zero=results.get("g2_zero"),
+            g2_zero_gated=results.get("g2_zero_gated"),
+            g2_channels=_g2_pair(self.g2),
+            gate=self.gate,
+            skipped=skipped,
+            first_chunk_photons=len(first),
+        )
 
 
 def analyze_file(
@@ -451,84 +610,41 @@ def analyze_file(
     Returns
     -------
     FileAnalysis
+
+    See Also
+    --------
+    AnalysisAccumulator : the same pass, chunk by chunk, readable at any time.
     """
     if chunks is None:
         import qdio
 
         chunks = qdio.iter_chunks(path, max_records=max_records)
-    gate_sel = None
-    if gate_s is not None:
-        gate_sel = gate(min_s=gate_s, relative_to=gate_relative_to)
-    trace_acc = TraceAccumulator(trace_bin_width_s)
-    decay_acc = DecayAccumulator()
-    gated_acc = DecayAccumulator(gate_sel) if gate_sel is not None else None
-    g2_accs: dict[str, Any] = {}
-    skipped: dict[str, str] = {}
-    first: PhotonStream | None = None
+    acc = AnalysisAccumulator(
+        gate_s=gate_s,
+        gate_relative_to=gate_relative_to,
+        g2_channels=g2_channels,
+        trace_bin_width_s=trace_bin_width_s,
+        g2_max_lag_s=g2_max_lag_s,
+        g2_bin_width_s=g2_bin_width_s,
+        path=path,
+    )
     bar = None
     try:
         for chunk in chunks:
             if len(chunk) == 0:
                 continue
-            if first is None:
-                first = chunk
-                if gate_sel is not None:
-                    if not chunk.is_t3:
-                        raise ValueError(f"gate_s={gate_s!r}: a microtime gate needs T3 data")
-                    if gate_s >= chunk.macrotime_resolution_s:
-                        raise ValueError(
-                            f"gate_s={gate_s!r} lies beyond the sync period "
-                            f"{chunk.macrotime_resolution_s!r} s"
-                        )
-                    gate_sel = resolve_irf_peaks(gate_sel, chunk)
-                    gated_acc.selection = gate_sel
-                g2_accs = _make_g2_accumulators(
-                    chunk, g2_channels, gate_sel, g2_max_lag_s, g2_bin_width_s, skipped
-                )
-                if progress and chunk.attrs.get("n_records"):
-                    from tqdm import tqdm
+            if bar is None and progress and chunk.attrs.get("n_records"):
+                from tqdm import tqdm
 
-                    bar = tqdm(
-                        total=chunk.attrs["n_records"], unit="rec", unit_scale=True, leave=False
-                    )
+                bar = tqdm(total=chunk.attrs["n_records"], unit="rec", unit_scale=True, leave=False)
             if bar is not None:
                 bar.n = int(chunk.attrs.get("chunk_first_record", 0))
                 bar.refresh()
-            trace_acc.add(chunk)
-            if chunk.is_t3:
-                decay_acc.add(chunk)
-                if gated_acc is not None:
-                    gated_acc.add(chunk)
-            for acc in g2_accs.values():
-                acc.add(chunk)
+            acc.add(chunk)
     finally:
         if bar is not None:
             bar.close()
-    if first is None:
-        raise ValueError(f"{path}: the file holds no photons")
-    results: dict[str, Any] = {}
-    for name, acc in g2_accs.items():
-        try:
-            results[name] = acc.result()
-        except ValueError as exc:
-            skipped[name] = str(exc)
-    return FileAnalysis(
-        path=os.fspath(path),
-        attrs=dict(first.attrs),
-        is_t3=first.is_t3,
-        n_photons=int(sum(trace_acc.per_channel.values())),
-        rates=trace_acc.rates(),
-        trace=trace_acc.result(),
-        decays=decay_acc.per_channel() if first.is_t3 else {},
-        gated_decays=gated_acc.per_channel() if gated_acc is not None else {},
-        g2=results.get("g2"),
-        g2_gated=results.get("g2_gated"),
-        g2_zero=results.get("g2_zero"),
-        g2_zero_gated=results.get("g2_zero_gated"),
-        g2_channels=_g2_pair(g2_accs),
-        gate=gate_sel,
-        skipped=skipped,
-    )
+    return acc.result()
 
 
 def _g2_pair(accs: dict[str, Any]) -> tuple[int, int] | None:

@@ -19,6 +19,7 @@ from typing import Literal, overload
 from ._errors import QdioError, QdioWarning
 from ._formats import detect, iter_any, read_any
 from ._records import ReadResult
+from .follow import PtuFollower, follow
 from .histograms import Histograms, read_histograms
 from .photon_hdf5 import write_photon_hdf5
 from .ptu import PtuWriter, write_ptu
@@ -29,12 +30,14 @@ __all__ = [
     "Histograms",
     "Markers",
     "PhotonStream",
+    "PtuFollower",
     "PtuWriter",
     "QdioError",
     "QdioWarning",
     "ReadResult",
     "concatenate",
     "detect_format",
+    "follow",
     "iter_chunks",
     "read",
     "read_histograms",

@@ -22,6 +22,7 @@ from . import fit as _fit
 from . import info as _info
 from . import plan as _plan
 from . import simulate as _simulate
+from . import watch as _watch
 
 __all__ = ["main"]
 
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     _plan.add_parser(sub)
     _demo.add_parser(sub)
     _fit.add_parser(sub)
+    _watch.add_parser(sub)
     return parser
 
 

@@ -181,3 +181,88 @@ def test_analyze_file_one_channel_and_t2(tmp_path):
     empty = qdinfer.DecayAccumulator()
     with pytest.raises(ValueError, match="no photons"):
         empty.result()
+
+
+def test_analysis_accumulator_held_back_first_chunk(cascade):
+    """Small chunks (a live file's polls) are joined until min_first_photons arrive; the
+    results, read at any time, equal the in-memory estimators on the photons so far."""
+    from qdinfer.accumulate import AnalysisAccumulator
+
+    rng = np.random.default_rng(10)
+    chunks = src.split_chunks(cascade, rng, 400)
+    acc = AnalysisAccumulator(gate_s=2e-9, trace_bin_width_s=5e-3, min_first_photons=20_000)
+    with pytest.raises(ValueError, match="no photons"):
+        acc.result()
+    seen = 0
+    mid = None
+    for i, chunk in enumerate(chunks):
+        acc.add(chunk)
+        seen += len(chunk)
+        if not acc.started:
+            assert acc.n_pending == seen < 20_000 and acc.n_photons == 0
+            if seen:
+                with pytest.raises(ValueError, match="held back"):
+                    acc.result()
+        if i == 200:
+            mid = (seen, acc.result())
+    res = acc.result()
+    assert 20_000 <= res.first_chunk_photons < 20_000 + max(len(c) for c in chunks)
+    assert res.gate.peak_bins is not None and res.skipped == {}
+    # the gate's IRF peaks and the pulse starts come from the first (joined) chunk
+    first = cascade.take(slice(0, res.first_chunk_photons))
+    assert res.gate == qdinfer.resolve_irf_peaks(gate(min_s=2e-9, relative_to="irf_peak"), first)
+    refs = qdinfer.g2._pulse_refs(first, (0, 1), None)
+    for c in (0, 1):
+        ch = qdinfer.channels(c)
+        np.testing.assert_array_equal(
+            res.decays[c].counts, qdinfer.decay_histogram(cascade, selection=ch).counts
+        )
+        np.testing.assert_array_equal(
+            res.gated_decays[c].counts,
+            qdinfer.decay_histogram(cascade, selection=ch & res.gate).counts,
+        )
+    g2 = qdinfer.g2_histogram(cascade, max_lag_s=res.g2.edges_s[-1], bin_width_s=res.g2.bin_width_s)
+    np.testing.assert_array_equal(res.g2.counts, g2.counts)
+    g2g = qdinfer.g2_histogram(
+        cascade,
+        max_lag_s=res.g2.edges_s[-1],
+        bin_width_s=res.g2.bin_width_s,
+        selection=res.gate,
+    )
+    np.testing.assert_array_equal(res.g2_gated.counts, g2g.counts)
+    for got, sel in ((res.g2_zero, None), (res.g2_zero_gated, res.gate)):
+        want = qdinfer.pulsed_g2_zero(cascade, pulse_start_s=refs, selection=sel)
+        assert got.centre_counts == want.centre_counts
+        np.testing.assert_array_equal(got.side_counts, want.side_counts)
+        assert got.value == pytest.approx(want.value, rel=1e-12)
+        assert got.stderr == pytest.approx(want.stderr, rel=1e-12)
+    np.testing.assert_array_equal(
+        res.trace.counts, qdinfer.intensity_trace(cascade, bin_width_s=5e-3).counts
+    )
+    assert res.rates.counts == qdinfer.count_rates(cascade).counts
+    # a snapshot taken midway equals the estimators on the photons added until then
+    n_mid, snap = mid
+    part = cascade.take(slice(0, n_mid))
+    assert snap.n_photons == n_mid
+    want_decay = qdinfer.decay_histogram(part, selection=qdinfer.channels(1))
+    np.testing.assert_array_equal(snap.decays[1].counts, want_decay.counts)
+    want = qdinfer.pulsed_g2_zero(part, pulse_start_s=refs)
+    assert snap.g2_zero.centre_counts == want.centre_counts
+    assert snap.g2_zero.value == pytest.approx(want.value, rel=1e-12)
+
+
+def test_analysis_accumulator_flush_few_photons(cascade):
+    from qdinfer.accumulate import AnalysisAccumulator
+
+    few = cascade.take(slice(0, 3000))
+    acc = AnalysisAccumulator(min_first_photons=10_000)
+    for chunk in src.split_chunks(few, np.random.default_rng(11), 7):
+        acc.add(chunk)
+    assert not acc.started and acc.n_pending == 3000
+    acc.flush()  # the data ended early: take what arrived
+    res = acc.result()
+    assert res.first_chunk_photons == 3000 and res.n_photons == 3000
+    want = qdinfer.decay_histogram(few, selection=qdinfer.channels(0))
+    np.testing.assert_array_equal(res.decays[0].counts, want.counts)
+    with pytest.raises(ValueError, match="min_first_photons"):
+        AnalysisAccumulator(min_first_photons=-1)
