@@ -37,7 +37,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "and pulsed g2(0) (T3). Prints a summary and writes PNG figures."
         ),
     )
-    p.add_argument("file", type=Path, help="PTU, PT3, HT3, T3R, SPC, Photon-HDF5, ... file")
+    p.add_argument(
+        "file",
+        type=Path,
+        help="PTU, PT3, HT3, T3R, SPC, Photon-HDF5, ... file, or a SERIES.toml of files and "
+        "powers (power-series table, figure and report)",
+    )
     p.add_argument(
         "--gate",
         metavar="DELAY",
@@ -350,6 +355,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--irf {args.irf}: no such file")
     if args.report is not None and args.report.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"--report {args.report}: use a .html file name")
+    if args.file.suffix.lower() == ".toml":
+        return _analyze_series(args, gate_s)
     summary, objects = analyze(
         args.file,
         gate_s=gate_s,
@@ -374,3 +381,61 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     else:
         print(format_summary(summary))
     return 0
+
+
+def _analyze_series(args: argparse.Namespace, gate_s: float | None) -> int:
+    """``qdlight analyze SERIES.toml``: the power-series table, figure and report."""
+    from qdinfer import plots
+
+    from .series import measure_series, series_report, series_rows
+
+    if args.states is not None:
+        raise ValueError("--states applies to one file, not to a SERIES.toml")
+    irf = qdinfer.irf_from_file(args.irf) if args.irf is not None else None
+    measured = measure_series(
+        args.file,
+        gate_s=gate_s,
+        channels=_parse_channels(args.channels),
+        n_exp=args.n_exp,
+        irf=irf,
+        progress=not args.no_progress and not args.json,
+    )
+    rows = series_rows(measured.series)
+    summary: dict[str, Any] = {
+        "series": str(args.file),
+        "files": [str(p.file) for p in measured.points],
+        "channels": list(measured.channels),
+        "gate_s": gate_s,
+        "points": rows,
+    }
+    if not args.no_figures:
+        out = args.output if args.output is not None else Path(f"{args.file.stem}_qdlight")
+        out.mkdir(parents=True, exist_ok=True)
+        fig = plots.plot_power_series(measured.series)
+        path = out / f"{args.file.stem}_power_series.png"
+        fig.savefig(path, dpi=120)
+        summary["figures"] = [str(path)]
+    if args.report is not None:
+        options = {k: v for k, v in vars(args).items() if k != "func"}
+        series_report(measured, source=args.file, options=options).write(args.report)
+        summary["report"] = str(args.report)
+    if args.json:
+        print(json.dumps(_jsonable(summary), indent=2))
+        return 0
+    print(f"{args.file}: {len(rows)} powers, g2 between channels {measured.channels}")
+    print(f"  {'power':>10} {'rate':>12} {'tau':>10} {'g2(0)':>14} {'gated g2(0)':>14}  region")
+    for r in rows:
+        print(
+            f"  {format_quantity(r['power_w'], 'W'):>10} "
+            f"{format_quantity(r['rate_hz'], 'Hz'):>12} {_fmt(r['tau_s'], 's'):>10} "
+            f"{_pm(r['g2_zero'], r['g2_zero_stderr']):>14} "
+            f"{_pm(r['g2_zero_gated'], r['g2_zero_gated_stderr']):>14}  {r['region']}"
+        )
+    for key in ("figures", "report"):
+        if key in summary:
+            print(f"  {key}: {summary[key]}")
+    return 0
+
+
+def _pm(value: float, err: float) -> str:
+    return "n/a" if not math.isfinite(value) else f"{value:.3f}+-{err:.3f}"

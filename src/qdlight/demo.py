@@ -22,6 +22,7 @@ import argparse
 import importlib.util
 import logging
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -73,6 +74,7 @@ class DemoConfig:
     gate_s: float = 2.5e-9
     split_m: float = SPLIT_M
     seed: int = 2024
+    bayesian: bool = True
 
 
 FULL = DemoConfig()
@@ -319,7 +321,7 @@ def bayesian_section(report, results: DemoResults) -> bool:
     is added, and False returned, when numpyro, ``qdinfer.models`` or that
     function is missing.
     """
-    if not bayesian_available():
+    if not results.config.bayesian or not bayesian_available():
         return False
     try:
         from . import fit as _fit  # type: ignore[attr-defined]
@@ -330,51 +332,6 @@ def bayesian_section(report, results: DemoResults) -> bool:
         return False
     add(report, results)
     return True
-
-
-def _fig_decays(results: DemoResults):
-    from matplotlib.figure import Figure
-
-    import qdinfer
-
-    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
-    ax = fig.subplots()
-    cmap = ["#1b9e77", "#7570b3", "#d95f02", "#e7298a", "#333333"]
-    for k, sim in enumerate(results.sims):
-        d = qdinfer.decay_histogram(sim.stream, bin_width_s=512e-12)
-        y = d.counts / max(d.counts.max(), 1)
-        ax.semilogy(
-            d.centers_s * 1e9,
-            np.where(y > 0, y, np.nan),
-            lw=0.9,
-            color=cmap[k % len(cmap)],
-            label=format_quantity(sim.power_w, "W"),
-        )
-    ax.set(xlabel="delay after sync (ns)", ylabel="counts (normalised)", ylim=(1e-4, 1.5))
-    ax.set_xlim(0, 300)
-    ax.legend(frameon=False, title="power")
-    ax.set_title("Decays over the power series: BX and shell emission appear at high power")
-    return fig
-
-
-def _fig_g2(results: DemoResults):
-    from matplotlib.figure import Figure
-
-    import qdinfer
-    from qdinfer import plots
-
-    n = len(results.sims)
-    fig = Figure(figsize=(3.0 * n, 3.0), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, n, sharey=True))
-    period = results.sims[0].stream.macrotime_resolution_s
-    for ax, sim in zip(axes, results.sims, strict=True):
-        try:
-            h = qdinfer.g2_histogram(sim.stream, max_lag_s=2.5 * period, bin_width_s=period / 40)
-            plots.plot_g2(h, ax=ax)
-        except ValueError as exc:
-            ax.text(0.5, 0.5, str(exc), transform=ax.transAxes, ha="center", wrap=True)
-        ax.set_title(format_quantity(sim.power_w, "W"))
-    return fig
 
 
 def _fig_against_closed_forms(results: DemoResults):
@@ -446,8 +403,11 @@ def build_report(results: DemoResults):
     from qdinfer.plots_states import plot_state_resolved, plot_state_trace
 
     from .report import Report
+    from .series import fig_decays, fig_g2, series_rows
 
     cfg = results.config
+    streams = [sim.stream for sim in results.sims]
+    powers = [sim.power_w for sim in results.sims]
     r = Report(
         "qdlight demo: feature-resolved photoluminescence of a simulated quantum dot",
         subtitle=(
@@ -499,7 +459,7 @@ def build_report(results: DemoResults):
         "usual (rate grows as fast as the power), saturating, unusual (rate falls)."
     )
     s.figure(plots.plot_power_series(results.series), "Power series (qdinfer.plot_power_series)")
-    s.table(_series_rows(results.series), caption="power-series table (SI units)")
+    s.table(series_rows(results.series), caption="power-series table (SI units)")
 
     s = r.section("Checks against the ground truth")
     s.text(
@@ -521,7 +481,7 @@ def build_report(results: DemoResults):
     )
 
     s = r.section("Decays and lifetimes")
-    s.figure(_fig_decays(results), "Decay histograms, all photons, normalised to the peak")
+    s.figure(fig_decays(streams, powers), "Decay histograms, all photons, normalised to the peak")
     rows = []
     for sim, fit in zip(results.sims, results.decay_fits, strict=True):
         rows.append(
@@ -535,7 +495,7 @@ def build_report(results: DemoResults):
     s.table(rows, caption="one-exponential fits of the tail (20-200 ns after the IRF peak)")
 
     s = r.section("Photon correlations g2")
-    s.figure(_fig_g2(results), "g2 between the two detectors, normalised to the side peaks")
+    s.figure(fig_g2(streams, powers), "g2 between the two detectors, normalised to the side peaks")
 
     s = r.section("Spectra")
     s.figure(_fig_spectra(results), f"split at {cfg.split_m * 1e9:g} nm")
@@ -580,19 +540,13 @@ def build_report(results: DemoResults):
         bayesian_fits=(
             "run (qdinfer.models)"
             if bayes
-            else "not run (needs numpyro, qdinfer.models and qdlight.fit.report_section)"
+            else "not run (--no-bayes, or numpyro / qdinfer.models missing)"
         ),
         timings_s={k: round(v, 2) for k, v in results.timings_s.items()},
     )
     if results.notes:
         r.provenance(notes=results.notes)
     return r
-
-
-def _series_rows(series) -> list[dict[str, Any]]:
-    d = series.as_dict()
-    keys = list(d)
-    return [{k: d[k][i] for k in keys} for i in range(len(series))]
 
 
 # -- command line -------------------------------------------------------------------------
@@ -628,6 +582,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="acquisition of the blinking QD (default 300s; --quick 30s)",
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing report")
+    p.add_argument(
+        "--no-bayes", action="store_true", help="skip the Bayesian fits (numpyro; ~30 s)"
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=cmd_demo)
     return p
@@ -637,7 +594,7 @@ def _config_from_args(args: argparse.Namespace) -> DemoConfig:
     import dataclasses
 
     cfg = QUICK if args.quick else FULL
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = {"bayesian": not args.no_bayes}
     if args.seed is not None:
         if args.seed < 0:
             raise ValueError(f"--seed {args.seed} must be >= 0")
@@ -672,6 +629,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise ValueError(f"-o {out}: {path} exists; pass --force to overwrite it")
     t0 = time.perf_counter()
     results = run_demo(cfg, progress=not args.no_progress)
+    if cfg.bayesian and bayesian_available() and not args.no_progress:
+        print("Bayesian fits (numpyro; compiling the models takes ~10 s each) ...", file=sys.stderr)
     report = build_report(results)
     report.write(path)
     elapsed = time.perf_counter() - t0

@@ -43,6 +43,10 @@ def test_report_has_every_section_and_image(tiny_report, capsys):
     assert "seed" in page and "numpy" in page
     if not demo.bayesian_available():
         assert "Bayesian fits" not in titles and "not run" in page
+    else:  # posterior tables with the truth beside them
+        assert "Bayesian fits" in titles
+        assert "joint power series: posterior" in page and "sigma_abs_m2" in page
+        assert "decay tail at 170 nW: posterior" in page
 
 
 def test_checks_pass_with_fixed_seed():
