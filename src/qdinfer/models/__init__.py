@@ -12,9 +12,16 @@ from ._fit import (
     SamplerSettings,
     clear_cache,
     run_model,
+    run_model_batch,
     warn_if_bad,
 )
-from .decay import decay_expected, decay_inputs, decay_model, fit_decay_bayes
+from .decay import (
+    decay_expected,
+    decay_inputs,
+    decay_model,
+    fit_decay_bayes,
+    fit_decays_bayes,
+)
 from .g2 import fit_g2_bayes, g2_inputs, g2_model, ratio_from_g2
 from .plots import plot_ppc
 from .power import fit_power_series, power_series_model
@@ -31,6 +38,7 @@ __all__ = [
     "decay_inputs",
     "decay_model",
     "fit_decay_bayes",
+    "fit_decays_bayes",
     "fit_g2_bayes",
     "fit_power_series",
     "fit_states_bayes",
@@ -41,6 +49,7 @@ __all__ = [
     "rank_uniformity_pvalue",
     "ratio_from_g2",
     "run_model",
+    "run_model_batch",
     "sbc",
     "states_model",
     "warn_if_bad",

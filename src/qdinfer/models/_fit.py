@@ -39,6 +39,7 @@ __all__ = [
     "SamplerSettings",
     "clear_cache",
     "run_model",
+    "run_model_batch",
     "warn_if_bad",
 ]
 
@@ -186,13 +187,16 @@ def _svi_runner(model: Callable, settings: SamplerSettings) -> Callable:
     return run
 
 
-def _compiled(model, static: Mapping[str, Any], settings, data, init_values) -> Callable:
+def _compiled(
+    model, static: Mapping[str, Any], settings, data, init_values, *, batched: bool = False
+) -> Callable:
     key = (
         model,
         tuple(sorted(static.items())),
         settings,
         _shape_key(data),
         _shape_key(init_values),
+        batched,
     )
     fn = _CACHE.get(key)
     if fn is None:
@@ -201,8 +205,10 @@ def _compiled(model, static: Mapping[str, Any], settings, data, init_values) -> 
             return model(data=data, **static)
 
         # the model must be the same object for every call of the cached function
-        runner = _nuts_runner if settings.method == "nuts" else _svi_runner
-        fn = jax.jit(runner(bound, settings))
+        runner = (_nuts_runner if settings.method == "nuts" else _svi_runner)(bound, settings)
+        # batched: one compiled function fits a stack of datasets (vmap over the first axis
+        # of the key, the data and the initial values): on an accelerator they run together
+        fn = jax.jit(jax.vmap(runner) if batched else runner)
         _CACHE[key] = fn
     return fn
 
@@ -402,9 +408,18 @@ def run_model(
     fn = _compiled(model, static, settings, data_j, init_j)
     t0 = time.perf_counter()
     samples, diverging, extra = fn(jax.random.PRNGKey(seed), data_j, init_j)
-    samples = {k: np.asarray(v, np.float64) for k, v in jax.device_get(samples).items()}
-    diverging = np.asarray(diverging)
+    samples = jax.device_get(samples)
     wall = time.perf_counter() - t0
+    return _result(
+        samples, diverging, extra, wall, params, units, settings, observed, model_name, info, warn
+    )
+
+
+def _result(samples, diverging, extra, wall, params, units, settings, observed, model_name,
+            info, warn) -> FitResult:  # fmt: skip
+    """A :class:`FitResult` from one fit's draws (NumPy or jax arrays)."""
+    samples = {k: np.asarray(v, np.float64) for k, v in samples.items()}
+    diverging = np.asarray(diverging)
     groups: dict[str, Any] = {
         "posterior": samples,
         "sample_stats": {"diverging": diverging},
@@ -418,7 +433,7 @@ def run_model(
         diag["svi_final_loss"] = float(np.asarray(extra)[-1])
     else:
         diag["mean_leapfrog_steps"] = float(np.mean(np.asarray(extra)))
-    diag["ok"] = not warn_if_bad(diag, model_name, warn=warn, stacklevel=4)
+    diag["ok"] = not warn_if_bad(diag, model_name, warn=warn, stacklevel=5)
     return FitResult(
         posterior=dt,
         samples=samples,
@@ -429,3 +444,81 @@ def run_model(
         model_name=model_name,
         info=dict(info or {}),
     )
+
+
+def run_model_batch(
+    model: Callable,
+    data: Sequence[Mapping[str, Any]],
+    *,
+    static: Mapping[str, Any] | None = None,
+    init_values: Sequence[Mapping[str, Any]],
+    params: Sequence[str],
+    units: Mapping[str, str] | None = None,
+    settings: SamplerSettings | None = None,
+    seed: int = 0,
+    observed: Sequence[np.ndarray] | None = None,
+    model_name: str = "",
+    info: Sequence[Mapping[str, Any]] | None = None,
+    warn: bool = True,
+) -> list[FitResult]:
+    """Fit many datasets of the same shapes with one compiled, vmapped function.
+
+    The datasets are stacked along a new first axis and fitted together
+    (``jax.vmap`` of the whole fit): one compilation for the batch, and on
+    a GPU or TPU the fits run in parallel.  On a CPU the batch runs at the
+    pace of its slowest fit at every step, so :func:`run_model` in a loop is
+    usually as fast there (bench/bench_infer.py measures both).  Each
+    dataset gets its own key (``seed``, split) and its own
+    :class:`FitResult`, equal in distribution to :func:`run_model`'s.
+
+    Raises
+    ------
+    ValueError
+        Datasets with different keys or shapes (naming the first offender).
+    """
+    settings = settings or SamplerSettings()
+    static = dict(static or {})
+    n = len(data)
+    if n == 0:
+        raise ValueError("run_model_batch: no datasets")
+    if len(init_values) != n:
+        raise ValueError(f"run_model_batch: {len(init_values)} initial values for {n} datasets")
+    stacked = {}
+    for name, tree in (("data", data), ("init_values", init_values)):
+        first = tree[0]
+        for i, d in enumerate(tree):
+            if set(d) != set(first):
+                raise ValueError(
+                    f"run_model_batch: {name}[{i}] has keys {sorted(d)}, "
+                    f"{name}[0] has {sorted(first)}"
+                )
+            for k in first:
+                if np.shape(d[k]) != np.shape(first[k]):
+                    raise ValueError(
+                        f"run_model_batch: {name}[{i}][{k!r}] has shape {np.shape(d[k])}, "
+                        f"{name}[0] has {np.shape(first[k])} (batch datasets of one shape)"
+                    )
+        stacked[name] = {
+            k: jnp.asarray(np.stack([np.asarray(d[k], np.float32) for d in tree])) for k in first
+        }
+    fn = _compiled(model, static, settings, stacked["data"], stacked["init_values"], batched=True)
+    keys = jax.random.split(jax.random.PRNGKey(seed), n)
+    t0 = time.perf_counter()
+    samples, diverging, extra = jax.device_get(fn(keys, stacked["data"], stacked["init_values"]))
+    wall = (time.perf_counter() - t0) / n
+    return [
+        _result(
+            {k: v[i] for k, v in samples.items()},
+            diverging[i],
+            extra[i],
+            wall,
+            params,
+            units,
+            settings,
+            None if observed is None else observed[i],
+            model_name,
+            None if info is None else info[i],
+            warn,
+        )
+        for i in range(n)
+    ]

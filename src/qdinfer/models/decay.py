@@ -25,6 +25,7 @@ the signal), ``background_per_bin``, ``shift_s``, ``n_per_period``, ``mu``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import jax.numpy as jnp
 import numpy as np
@@ -32,9 +33,15 @@ import numpyro
 import numpyro.distributions as dist
 
 from ..decay import DecayHistogram, Irf, _irf_weights, fit_decay, mean_arrival_time
-from ._fit import FitResult, SamplerSettings, run_model
+from ._fit import FitResult, SamplerSettings, run_model, run_model_batch
 
-__all__ = ["decay_expected", "decay_inputs", "decay_model", "fit_decay_bayes"]
+__all__ = [
+    "decay_expected",
+    "decay_inputs",
+    "decay_model",
+    "fit_decay_bayes",
+    "fit_decays_bayes",
+]
 
 
 def _component(lag, w, tau, period):
@@ -261,6 +268,55 @@ def fit_decay_bayes(
         Parameters ``tau_1_s`` ..., ``fraction_1`` ..., ``background_per_bin``,
         ``shift_s``; ``samples["mu"]`` holds the expected counts per bin.
     """
+    problem = _problem(decay, n_exp, irf, fit_range_s, gate_s, tau_prior_ns, shift_prior_s, init)
+    return run_model(decay_model, **problem, settings=settings, seed=seed, warn=warn)
+
+
+def fit_decays_bayes(
+    decays: Sequence[DecayHistogram],
+    *,
+    n_exp: int = 1,
+    irf: Irf | DecayHistogram | str | None = None,
+    fit_range_s: tuple[float, float] | None = None,
+    gate_s: float | None = None,
+    tau_prior_ns: tuple[float, float] | None = None,
+    shift_prior_s: tuple[float, float] | None = None,
+    settings: SamplerSettings | None = None,
+    seed: int = 0,
+    init: str = "mle",
+    warn: bool = True,
+) -> list[FitResult]:
+    """:func:`fit_decay_bayes` of many decays with the same binning, as one vmapped fit.
+
+    One compilation for the whole batch; on a GPU the fits run together
+    (:func:`~qdinfer.models.run_model_batch`).  The arguments apply to every
+    decay (``irf=None`` estimates each decay's own IRF).
+    """
+    problems = [
+        _problem(d, n_exp, irf, fit_range_s, gate_s, tau_prior_ns, shift_prior_s, init)
+        for d in decays
+    ]
+    if not problems:
+        raise ValueError("fit_decays_bayes: no decays")
+    first = problems[0]
+    return run_model_batch(
+        decay_model,
+        [p["data"] for p in problems],
+        static=first["static"],
+        init_values=[p["init_values"] for p in problems],
+        params=first["params"],
+        units=first["units"],
+        settings=settings,
+        seed=seed,
+        observed=[p["observed"] for p in problems],
+        model_name=first["model_name"],
+        info=[p["info"] for p in problems],
+        warn=warn,
+    )
+
+
+def _problem(decay, n_exp, irf, fit_range_s, gate_s, tau_prior_ns, shift_prior_s, init) -> dict:
+    """The keyword arguments of :func:`run_model` for one decay."""
     if n_exp not in (1, 2, 3):
         raise ValueError(f"n_exp={n_exp!r} must be 1, 2 or 3")
     data, extra = decay_inputs(
@@ -283,20 +339,16 @@ def fit_decay_bayes(
     params += ["background_per_bin", "shift_s"]
     units = {p: "s" for p in params if p.endswith("_s")}
     units["background_per_bin"] = "counts"
-    return run_model(
-        decay_model,
-        data,
-        static={"n_exp": n_exp},
-        init_values=init_values,
-        params=params,
-        units=units,
-        settings=settings,
-        seed=seed,
-        observed=data["counts"],
-        model_name=f"decay ({n_exp} exponential{'s' if n_exp > 1 else ''})",
-        info={**extra, "x_s": decay.centers_s[: len(data["mask"])], "x_label": "delay (s)"},
-        warn=warn,
-    )
+    return {
+        "data": data,
+        "static": {"n_exp": n_exp},
+        "init_values": init_values,
+        "params": params,
+        "units": units,
+        "observed": data["counts"],
+        "model_name": f"decay ({n_exp} exponential{'s' if n_exp > 1 else ''})",
+        "info": {**extra, "x_s": decay.centers_s[: len(data["mask"])], "x_label": "delay (s)"},
+    }
 
 
 def _prior_init(data, n_exp) -> dict[str, np.ndarray]:
