@@ -17,11 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import analyze as _analyze
+from . import batch as _batch
 from . import demo as _demo
 from . import fit as _fit
 from . import info as _info
 from . import plan as _plan
 from . import simulate as _simulate
+from . import sweep as _sweep
 from . import watch as _watch
 
 __all__ = ["main"]
@@ -79,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     _plan.add_parser(sub)
     _demo.add_parser(sub)
     _fit.add_parser(sub)
+    _batch.add_parser(sub)
+    _sweep.add_parser(sub)
     _watch.add_parser(sub)
     return parser
 

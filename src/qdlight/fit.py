@@ -248,6 +248,8 @@ def report_section(report, results) -> None:
     import qdsim
     from qdinfer.models import SamplerSettings
 
+    from .plan import tail_fit_range_s
+
     cfg = results.config
     quick = max(cfg.durations_s) < 120
     n = 300 if quick else 500
@@ -295,10 +297,9 @@ def report_section(report, results) -> None:
     sim = results.sims[mid]
     p_text = format_quantity(sim.power_w, "W")
     t0 = time.perf_counter()
-    peak = qdinfer.estimate_irf(qdinfer.decay_histogram(sim.stream)).peak_s
     decay = decay_posterior(
         sim.stream,
-        fit_range_s=(peak + 20e-9, min(peak + 200e-9, sim.stream.laser_period_s)),
+        fit_range_s=tail_fit_range_s(qdinfer.decay_histogram(sim.stream)),
         settings=settings,
         seed=cfg.seed,
         warn=False,

@@ -83,22 +83,30 @@ N_SIDE_PEAKS = 10  # per side, as qdinfer.pulsed_g2_zero(side_peaks="near")
 TAU_FIT_WINDOW_S = (20e-9, 200e-9)  # X-lifetime fit window after the IRF peak
 
 
-def tail_lifetime(stream, *, channels: tuple[int, int] = (0, 1)):
+def tail_fit_range_s(decay) -> tuple[float, float]:
+    """The X-lifetime fit window of ``decay``: 20 to 200 ns after its IRF peak (in the period)."""
+    import qdinfer
+
+    peak = qdinfer.estimate_irf(decay).peak_s
+    lo, hi = TAU_FIT_WINDOW_S
+    return peak + lo, min(peak + hi, decay.period_s)
+
+
+def tail_lifetime(data, *, channels: tuple[int, int] = (0, 1)):
     """One-exponential fit of the decay's tail, 20 to 200 ns after the IRF peak.
 
     By then the BX (ns) and shell (0.5 ns) photons are gone and only the X
     decay, a flat background (fitted) and, late in the period, afterpulses
     remain; the window ends before most afterpulses (about 280 ns after a
-    detection).  Returns a :class:`qdinfer.DecayFit`.
+    detection).  ``data`` is a PhotonStream (the decay of ``channels``) or a
+    DecayHistogram.  Returns a :class:`qdinfer.DecayFit`.
     """
     import qdinfer
 
-    decay = qdinfer.decay_histogram(stream, selection=qdinfer.channels(channels))
-    peak = qdinfer.estimate_irf(decay).peak_s
-    lo, hi = TAU_FIT_WINDOW_S
-    return qdinfer.fit_decay(
-        decay, n_exp=1, fit_range_s=(peak + lo, min(peak + hi, decay.period_s))
-    )
+    decay = data
+    if not isinstance(data, qdinfer.DecayHistogram):
+        decay = qdinfer.decay_histogram(data, selection=qdinfer.channels(channels))
+    return qdinfer.fit_decay(decay, n_exp=1, fit_range_s=tail_fit_range_s(decay))
 
 
 @dataclass(frozen=True)
