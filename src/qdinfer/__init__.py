@@ -93,10 +93,10 @@ from .states import (
 )
 
 __all__ = [
+    "AnalysisAccumulator",
     "BandAreas",
     "ChangePoints",
     "CountRates",
-    "AnalysisAccumulator",
     "DecayAccumulator",
     "DecayFit",
     "DecayHistogram",

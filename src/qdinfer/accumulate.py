@@ -658,7 +658,7 @@ def _make_g2_accumulators(first, g2_channels, gate_sel, max_lag_s, bin_width_s, 
         if len(counts) < 2:
             skipped["g2"] = (
                 f"only channel {list(counts)} has photons in the first chunk; "
-                "g2 needs two channels (pass g2_channels=)"
+                "g2 needs two channels (g2_channels=, or --channels A,B on the command line)"
             )
             return {}
         busiest = sorted(counts, key=lambda c: (-counts[c], c))[:2]

@@ -386,6 +386,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def _analyze_series(args: argparse.Namespace, gate_s: float | None) -> int:
     """``qdlight analyze SERIES.toml``: the power-series table, figure and report."""
     from qdinfer import plots
+    from qdio._util import atomic_path
 
     from .series import measure_series, series_report, series_rows
 
@@ -413,7 +414,8 @@ def _analyze_series(args: argparse.Namespace, gate_s: float | None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         fig = plots.plot_power_series(measured.series)
         path = out / f"{args.file.stem}_power_series.png"
-        fig.savefig(path, dpi=120)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
         summary["figures"] = [str(path)]
     if args.report is not None:
         options = {k: v for k, v in vars(args).items() if k != "func"}

@@ -70,6 +70,8 @@ def load_series(path: str | Path) -> list[SeriesPoint]:
     out = []
     for i, pt in enumerate(points):
         where = f"{path}: point {i + 1}"
+        if not isinstance(pt, dict):
+            raise ValueError(f"{where} must be a [[point]] table with 'file' and 'power'")
         if "file" not in pt or "power" not in pt:
             raise ValueError(f"{where} needs 'file' and 'power'")
         extra = set(pt) - {"file", "power"}
@@ -78,7 +80,9 @@ def load_series(path: str | Path) -> list[SeriesPoint]:
         f = (path.parent / str(pt["file"])).resolve()
         if not f.is_file():
             raise FileNotFoundError(f"{where}: no such file {f}")
-        p = parse_quantity(str(pt["power"]), "W", name=f"{where} power")
+        if not isinstance(pt["power"], str):
+            raise ValueError(f'{where}: power {pt["power"]!r} needs a unit, e.g. "0.17uW"')
+        p = parse_quantity(pt["power"], "W", name=f"{where} power")
         if not (np.isfinite(p) and p > 0):
             raise ValueError(f"{where}: power {pt['power']!r} must be > 0")
         out.append(SeriesPoint(f, p))
@@ -103,11 +107,14 @@ class MeasuredSeries:
         return np.array([p.power_w for p in self.points])
 
 
-def _busiest_pair(stream) -> tuple[int, int]:
+def _busiest_pair(stream, path: Path) -> tuple[int, int]:
     counts = np.bincount(stream.channel)
     order = [int(c) for c in np.argsort(counts)[::-1] if counts[c] > 0]
     if len(order) < 2:
-        return (order[0], order[0]) if order else (0, 1)
+        raise ValueError(
+            f"{path}: photons on {len(order)} channel(s) only; a power series correlates two "
+            "detectors: pass --channels A,B (or measure with two detectors)"
+        )
     return tuple(sorted(order[:2]))  # type: ignore[return-value]
 
 
@@ -143,7 +150,7 @@ def measure_series(
         if not stream.is_t3:
             raise ValueError(f"{pt.file}: a power series needs T3 data (laser sync), got T2")
         if channels is None:
-            channels = _busiest_pair(stream)
+            channels = _busiest_pair(stream, pt.file)
         streams.append(stream)
         measured.append(
             qdinfer.measure_power_point(

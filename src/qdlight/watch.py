@@ -202,6 +202,7 @@ def watch(
     next_refresh = next_figure = time.monotonic()
     stopped = "idle"
     stop = _Stop()
+    gate_checked = False
     with qdio.PtuFollower(path, max_records=POLL_RECORDS) as fol, stop.installed():
         try:
             while True:
@@ -213,6 +214,9 @@ def watch(
                 done = chunk is None and fol.finished
                 idle = chunk is None and idle_s > 0 and fol.idle_s >= idle_s
                 if chunk is not None:
+                    if not gate_checked and len(chunk):
+                        _check_gate(path, gate_s, chunk)
+                        gate_checked = True
                     acc.add(chunk)
                 now = time.monotonic()
                 behind = chunk is not None and fol.backlog_records > 0
@@ -577,6 +581,19 @@ def _write_figure(png: Path, live: _Live, refresh_s: float) -> None:
         f.write(page.encode("utf-8"))
 
 
+def _check_gate(path, gate_s: float | None, chunk) -> None:
+    """Refuse a gate the data cannot have, as soon as the first records are read."""
+    if gate_s is None:
+        return
+    if not chunk.is_t3:
+        raise ValueError(f"{path}: --gate needs T3 data (delays after the laser); this is T2")
+    if gate_s >= chunk.laser_period_s:
+        raise ValueError(
+            f"{path}: --gate {format_quantity(gate_s, 's')} is not shorter than the laser "
+            f"period {format_quantity(chunk.laser_period_s, 's')}"
+        )
+
+
 # -- command -----------------------------------------------------------------
 
 
@@ -598,6 +615,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
         raise ValueError(f"--trace-bin {args.trace_bin!r} must be > 0")
     if args.figure is not None and args.figure.suffix.lower() != ".png":
         raise ValueError(f"--figure {args.figure}: use a .png file name")
+    if args.figure is not None and not args.figure.parent.is_dir():
+        raise FileNotFoundError(
+            f"--figure {args.figure}: the folder {args.figure.parent} does not exist"
+        )
     if not args.file.is_file():
         raise FileNotFoundError(f"{args.file}: no such file")
     display = None if args.quiet else (sys.stderr if args.json else sys.stdout)

@@ -50,6 +50,8 @@ def test_load_series_sorts_and_resolves(series_toml):
         ('[[point]]\nfile = "qd_0.ptu"\npower = "1 s"\n', "point 1 power"),
         ('[[point]]\nfile = "qd_0.ptu"\npower = "1uW"\n' * 2, "same power"),
         ("[[point]\n", "not valid TOML"),
+        ("point = [1]\n", "point 1 must be a \\[\\[point\\]\\] table"),
+        ('[[point]]\nfile = "qd_0.ptu"\npower = 2\n', "power 2 needs a unit"),
         ('[[point]]\nfile = "qd_0.ptu"\npower = "1uW"\n[extra]\n', "unknown key"),
     ],
 )
@@ -100,3 +102,14 @@ def test_analyze_series_text_and_option_errors(series_toml, tmp_path, capsys):
     assert "2 powers" in text and "1.8 uW" in text
     assert main(["analyze", str(series_toml), "--states", "2", "--no-figures"]) == 1
     assert "--states applies to one file" in capsys.readouterr().err
+
+
+def test_one_channel_file_is_refused(tmp_path, capsys):
+    """A series correlates two detectors: a file with one channel names itself and --channels."""
+    sim = qdsim.simulate(qdsim.presets.paper_qd(), power_w=1e-6, duration_s=0.5, rng=3)
+    one = qdio.select_channels(sim.stream, [0])
+    qdio.write_ptu(tmp_path / "one.ptu", one)
+    toml = tmp_path / "s.toml"
+    toml.write_text('[[point]]\nfile = "one.ptu"\npower = "1uW"\n')
+    with pytest.raises(ValueError, match=r"one\.ptu: photons on 1 channel\(s\) only.*--channels"):
+        measure_series(toml, progress=False)

@@ -198,6 +198,9 @@ def test_t2_file(tmp_path):
     assert res.g2.counts.sum() == summary["g2"]["coincidences"]
     assert res.g2_zero is None and "g2_near_zero" in summary["g2"]
     assert "g2 0,1" in watch_mod.format_block(summary)
+    # a gate needs delays after the laser: refused at the first records, naming file and option
+    with pytest.raises(ValueError, match=r"t2\.ptu: --gate needs T3 data"):
+        watch(path, gate_s=2.5e-9, idle_s=0.2, display=None)
 
 
 @pytest.mark.parametrize(
@@ -210,6 +213,8 @@ def test_t2_file(tmp_path):
         (["--trace-bin", "0"], "--trace-bin"),
         (["--figure", "out.jpg"], "out.jpg"),
         (["--channels", "0"], "--channels"),
+        (["--figure", "no/such/folder/live.png"], "no/such/folder"),
+        (["--gate", "500ns", "-q", "--idle", "0.2s"], "not shorter than the laser period"),
     ],
 )
 def test_bad_options(run, sim_file, capsys, args, message):
