@@ -11,18 +11,23 @@ is complete: one JSON document written atomically
 fingerprint of ``spec`` and ``"complete": true``.  A rerun loads every
 result whose file is complete and whose fingerprint matches and submits
 only the rest, so a crash loses nothing but the tasks that were running;
-leftover temporary files (``.NAME.*.tmp``), unreadable or truncated JSON
-and results of other inputs are never taken as complete.
+leftover temporary files (``.NAME.*.tmp``, removed at the start of a
+run), unreadable or truncated JSON and results of other inputs are never
+taken as complete.
 
 Tasks may depend on other tasks (``depends``): the dependencies' results
 are appended to the task's positional arguments, as futures when they are
 computed in the same run or as the loaded results when they were resumed.
+The fingerprint of a dependent task covers its ``spec`` and its
+dependencies' results, so it is computed again whenever a dependency is
+(in this run, or in an earlier one that did not get to the dependant).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import glob
 import hashlib
 import json
 import logging
@@ -36,6 +41,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "ERROR_KEYS",
     "RESULT_VERSION",
     "RunSummary",
     "Task",
@@ -50,6 +56,8 @@ __all__ = [
 log = logging.getLogger("qdlight.dask")
 
 RESULT_VERSION = 1
+# result keys that record a failure: ``retry_errors`` computes such results again
+ERROR_KEYS = ("error", "fit_error")
 
 
 def jsonable(x: Any) -> Any:
@@ -83,6 +91,11 @@ def fingerprint(spec: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _with_deps(fp: str, deps: Sequence[Any]) -> str:
+    """Fingerprint of a task of fingerprint ``fp`` with the dependency results ``deps``."""
+    return fingerprint({"spec": fp, "depends": [fingerprint(d) for d in deps]}) if deps else fp
+
+
 @dataclass(frozen=True)
 class Task:
     """One unit of work with a result file.
@@ -98,7 +111,8 @@ class Task:
         a module-level function, so that worker processes can import it.
     spec : dict
         JSON-able description of everything the result depends on; its
-        :func:`fingerprint` is stored with the result and checked on resume.
+        :func:`fingerprint` (with the dependencies' results, if any) is
+        stored with the result and checked on resume.
     args : tuple
     kwargs : dict
     depends : tuple of str
@@ -118,8 +132,9 @@ class Task:
 def load_result(path: Path, fp: str, *, accept_errors: bool = True) -> dict[str, Any] | None:
     """The stored result at ``path`` if it is complete and of fingerprint ``fp``, else None.
 
-    ``accept_errors=False`` also rejects results that record an ``error``
-    (so that they are computed again).
+    ``accept_errors=False`` also rejects results that record an error
+    (a non-empty value of a key in :data:`ERROR_KEYS`), so that they are
+    computed again.
     """
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -136,7 +151,7 @@ def load_result(path: Path, fp: str, *, accept_errors: bool = True) -> dict[str,
         and isinstance(doc.get("result"), dict)
     ):
         return None
-    if not accept_errors and doc["result"].get("error"):
+    if not accept_errors and any(doc["result"].get(k) for k in ERROR_KEYS):
         return None
     return doc["result"]
 
@@ -160,11 +175,15 @@ def write_result(path: Path, key: str, fp: str, result: Mapping[str, Any]) -> No
 
 
 def _execute(fn, path: Path, key: str, fp: str, args, kwargs, *deps) -> dict[str, Any]:
-    """Run on a worker: compute, then write the result file (only when complete)."""
+    """Run on a worker: compute, then write the result file (only when complete).
+
+    ``fp`` is the fingerprint of the task's spec; the file gets the one that
+    also covers the dependency results ``deps``.
+    """
     result = fn(*args, *deps, **kwargs)
     if not isinstance(result, dict):
         raise TypeError(f"task {key}: {fn.__name__} returned {type(result).__name__}, not dict")
-    write_result(path, key, fp, result)
+    write_result(path, key, _with_deps(fp, deps), result)
     return jsonable(result)
 
 
@@ -183,7 +202,32 @@ def connect(
     threads in this process) and no dashboard; it is closed on exit.
     Worker processes are started with ``multiprocessing``'s spawn method:
     scripts that call this need the ``if __name__ == "__main__":`` guard.
+    The ``distributed`` loggers show warnings only (their INFO messages,
+    some thirty per cluster, only when the root logger is at INFO or below,
+    as with ``qdlight -v``).
     """
+    with _quiet_distributed():
+        yield from _connect(scheduler, workers, threads_per_worker, processes)
+
+
+@contextlib.contextmanager
+def _quiet_distributed() -> Iterator[None]:
+    """Raise the ``distributed`` logger to WARNING unless the root logger shows INFO."""
+    import distributed  # noqa: F401  (its import sets the level of its loggers)
+
+    logger = logging.getLogger("distributed")
+    old = logger.level
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:
+        logger.setLevel(max(old, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
+
+
+def _connect(
+    scheduler: str | None, workers: int | None, threads_per_worker: int, processes: bool
+) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
@@ -205,6 +249,7 @@ def connect(
             n_workers=workers,
             threads_per_worker=threads_per_worker,
             processes=processes,
+            silence_logs=logging.WARNING,  # the workers' own log handlers
             dashboard_address=None,
             # the scheduler's HTTP endpoint on a free local port (default 8787: a warning
             # when another cluster holds it)
@@ -242,6 +287,17 @@ class RunSummary:
         return not self.failed
 
 
+def _remove_leftovers(path: Path) -> None:
+    """Remove the temporary files ``.NAME.*.tmp`` that atomic writes of ``path`` left behind."""
+    pattern = f".{glob.escape(path.name)}.*.tmp"
+    for tmp in path.parent.glob(pattern) if path.parent.is_dir() else ():
+        try:
+            tmp.unlink()
+        except FileNotFoundError:  # removed meanwhile
+            continue
+        log.info("removed the leftover temporary file %s", tmp)
+
+
 def run(
     client: Any,
     tasks: Sequence[Task],
@@ -265,7 +321,13 @@ def run(
     progress : bool
         tqdm bar over the submitted tasks.
     retry_errors : bool
-        Compute again the tasks whose stored result records an ``error``.
+        Compute again the tasks whose stored result records an error (a key
+        of :data:`ERROR_KEYS`).
+
+    A task is computed when it has no complete stored result of its
+    fingerprint, and always when one of its dependencies is computed in
+    this run.  Leftover temporary files of result files (``.NAME.*.tmp``
+    beside them, from killed runs) are removed first.
 
     Returns
     -------
@@ -282,12 +344,8 @@ def run(
     by_future: dict[str, str] = {}
     nonce = uuid.uuid4().hex[:8]  # fresh dask keys: never a stale result of an earlier run
     for t in tasks:
+        _remove_leftovers(Path(t.path))
         fp = fingerprint(t.spec)
-        stored = load_result(t.path, fp, accept_errors=not retry_errors)
-        if stored is not None:
-            out.results[t.key] = stored
-            out.resumed.append(t.key)
-            continue
         deps = []
         for d in t.depends:
             if d in futures:
@@ -296,6 +354,12 @@ def run(
                 deps.append(out.results[d])
             else:
                 raise ValueError(f"task {t.key}: dependency {d!r} is not an earlier task")
+        if not any(d in futures for d in t.depends):  # dependencies all resumed
+            stored = load_result(t.path, _with_deps(fp, deps), accept_errors=not retry_errors)
+            if stored is not None:
+                out.results[t.key] = stored
+                out.resumed.append(t.key)
+                continue
         fut = client.submit(
             _execute,
             t.fn,

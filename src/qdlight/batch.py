@@ -59,6 +59,10 @@ __all__ = [
 log = logging.getLogger("qdlight.batch")
 
 FITS = ("none", "rate", "joint")
+# plausible ranges of manifest values (a wavelength of "405" is 405 m)
+WAVELENGTH_RANGE_M = (100e-9, 5e-6)
+MAX_NA = 1.7  # oil / solid immersion
+MAX_DURATION_S = 3600.0  # simulated acquisition per point
 FIT_PARAMS = ("sigma_abs_m2", "eta_c", "eta_bx", "eta_h", "background_hz")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # spreadable parameters: key -> (unit, field of the emitter or of its (single) state)
@@ -178,6 +182,19 @@ class _Where:
             raise self.err(key, f"{table[key]!r} must be {'> 0' if positive else '>= 0'}")
         return v
 
+    def power(self, table: dict, key: str) -> float:
+        """A power: a string with its unit (a bare number would silently be watts)."""
+        if not isinstance(table[key], str):
+            raise self.err(key, f'{table[key]!r} needs a unit, e.g. "0.17uW"')
+        return self.quantity(table, key, "W")
+
+    def within(self, table: dict, key: str, v: float, unit: str, lo: float, hi: float) -> float:
+        """``v`` (of ``table[key]``) if it lies in (lo, hi], else an error naming the range."""
+        if not lo < v <= hi:
+            a, b = (f"{x:g}" if unit == "1" else format_quantity(x, unit) for x in (lo, hi))
+            raise self.err(key, f"{table[key]!r} is outside the range ({a}, {b}]")
+        return v
+
     def integer(self, table: dict, key: str, lo: int, hi: int | None = None) -> int:
         v = table[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
@@ -220,7 +237,7 @@ def _powers(table: dict, w: _Where) -> tuple[float, ...]:
     p = table["powers"]
     if not isinstance(p, list) or not p:
         raise w.err("powers", "must be a non-empty list such as ['0.05uW', '0.17uW']")
-    out = tuple(w.quantity({"powers": x}, "powers", "W") for x in p)
+    out = tuple(w.power({"powers": x}, "powers") for x in p)
     if len(set(out)) != len(out):
         raise w.err("powers", f"{p!r} repeats a power")
     return out
@@ -375,8 +392,11 @@ def _file_excitation(table: dict, w: _Where) -> dict[str, Any]:
     for key, (unit, name) in _EXCITATION_KEYS.items():
         if key in table:
             out[name] = w.quantity(table, key, unit)
+    if "wavelength" in table:
+        w.within(table, "wavelength", out["wavelength_m"], "m", *WAVELENGTH_RANGE_M)
     if "numerical_aperture" in table:
-        out["numerical_aperture"] = w.quantity(table, "numerical_aperture", "1")
+        v = w.quantity(table, "numerical_aperture", "1")
+        out["numerical_aperture"] = w.within(table, "numerical_aperture", v, "1", 0.0, MAX_NA)
     if "afterpulse_probability" in table:
         v = w.quantity(table, "afterpulse_probability", "1", positive=False)
         if v >= 1:
@@ -420,17 +440,18 @@ def _file_emitter(t: dict, i: int, path: Path) -> EmitterSpec:
         from .fit import load_series
 
         try:
-            pairs = load_series((path.parent / str(t["series"])).resolve())
+            points = load_series((path.parent / str(t["series"])).resolve())
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"{path}: emitter {name!r}: series: {exc}") from exc
         except (OSError, ValueError) as exc:
             raise w.err("series", str(exc)) from exc
+        pairs = [(pt.file, pt.power_w) for pt in points]
     else:
         pts = t["point"]
         if not isinstance(pts, list) or not pts:
             raise w.err("point", "expected [[emitter.point]] tables with 'file' and 'power'")
         pairs = []
-        for j, pt in enumerate(pts):
+        for j, pt in enumerate(pts, start=1):  # counted from 1, as in SERIES.toml
             pw = _Where(path, f"emitter {name!r}: point {j}")
             if not isinstance(pt, dict):
                 raise pw.err("point", "must be a table with 'file' and 'power'")
@@ -441,7 +462,7 @@ def _file_emitter(t: dict, i: int, path: Path) -> EmitterSpec:
             f = (path.parent / str(pt["file"])).resolve()
             if not f.is_file():
                 raise FileNotFoundError(f"{path}: emitter {name!r}: point {j}: no such file {f}")
-            pairs.append((f, pw.quantity(pt, "power", "W")))
+            pairs.append((f, pw.power(pt, "power")))
     if len({p for _, p in pairs}) != len(pairs):
         raise w.err("point", "two points have the same power")
     return EmitterSpec(
@@ -460,6 +481,8 @@ def _sim_common(t: dict, w: _Where, path: Path) -> tuple[Any, str, tuple[float, 
     setup, label = _setup(t, w, path.parent)
     powers = _powers(t, w)
     duration = w.quantity(t, "duration", "s")
+    if duration > MAX_DURATION_S:
+        raise w.err("duration", f"{t['duration']!r} is above the limit of 1 h per point")
     seed = w.seed(t)
     for p in powers:
         n = setup.mean_absorbed(p)
@@ -562,6 +585,16 @@ def load_manifest(path: str | Path) -> Manifest:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise w.err("name", f"emitter names must be unique; repeated: {', '.join(dup)}")
+    gate = options.gate_s
+    for e in emitters:  # measured files: their period is known only when read (a row error)
+        if gate is not None and e.source == "simulated":
+            period = e.setup.excitation.period_s
+            if gate >= period:
+                raise _Where(path, f"emitter {e.name!r}").err(
+                    "gate",
+                    f"options.gate {doc['options']['gate']!r} is not shorter than the laser "
+                    f"period {format_quantity(period, 's')} of its setup ({e.setup_label})",
+                )
     return Manifest(path=path, options=options, emitters=tuple(emitters))
 
 
@@ -797,7 +830,7 @@ def _point_job(e: EmitterSpec, j: int, opts: BatchOptions, out: Path) -> dict[st
 
 
 def _point_spec(job: dict[str, Any], e: EmitterSpec) -> dict[str, Any]:
-    spec = {k: v for k, v in job.items() if k not in ("keep_data", "data_file")}
+    spec = {k: v for k, v in job.items() if k != "data_file"}  # keep_data: simulated only
     spec["task"] = "analyze"
     if e.source == "file":
         st = Path(job["file"]).stat()
@@ -1150,7 +1183,7 @@ def run_batch(
     """
     from qdio._util import atomic_path, atomic_write
 
-    out = Path(out)
+    out = Path(out).resolve()  # workers may run in another folder (--scheduler)
     out.mkdir(parents=True, exist_ok=True)
     tasks = batch_tasks(manifest, out)
     run = _dask.run(

@@ -189,16 +189,22 @@ def simulate_grid(
     """Simulate every (eta_BX, power) of ``rows`` as Dask tasks; adds ``sim_*`` and ``z_*``.
 
     Point (i, j) uses the seed ``[seed, i, j]``; results go to
-    ``out/tasks/sweep/eII_pJJ.json`` (a rerun resumes).  ``z_<x> =
-    (simulated - closed form) / simulated stderr``.
+    ``out/tasks/sweep/eII_pJJ.json`` (a rerun resumes; ``out`` is made
+    absolute, workers elsewhere need a shared filesystem).  ``z_<x> =
+    (simulated - closed form) / simulated stderr``.  A row's ``eta_bx`` is
+    applied to ``setup`` only when it differs from the setup's own (rows of
+    a grid without eta_BX values hold that), so multi-state setups can be
+    simulated as they are.
     """
+    out = Path(out).resolve()
+    own_eta = setup.emitter.states[0].eta_bx
     gates = sorted({r["gate_s"] for r in rows})
     points: dict[tuple[int, int], dict[str, Any]] = {}
     for r in rows:
         points.setdefault((r["eta_index"], r["power_index"]), r)
     tasks = []
     for (i, j), r in points.items():
-        s = with_eta_bx(setup, r["eta_bx"])
+        s = with_eta_bx(setup, None if r["eta_bx"] == own_eta else r["eta_bx"])
         spec = {
             "task": "sweep",
             "setup": s.to_dict(),
@@ -283,6 +289,10 @@ def sweep_figure(rows: list[dict[str, Any]], *, title: str = ""):
         default=1.0,
     )
     ax1.set_ylim(0, 1.25 * top + 0.05)  # few-coincidence simulated points have huge errors
+    powers_uw = sorted({r["power_w"] * 1e6 for r in rows})
+    if len(powers_uw) == 1:  # one power: autoscaling would give an empty x range
+        for ax in (ax1, ax2):
+            ax.set_xlim(powers_uw[0] / 2, powers_uw[0] * 2)
     ax1.set(xscale="log", xlabel="power (µW)", ylabel="g2(0)", title="g2(0) vs power")
     ax2.set(xscale="log", yscale="log", xlabel="power (µW)", ylabel="detected rate (/s)")
     ax2.set_title("rate vs power")
@@ -422,14 +432,16 @@ def run_sbc(
     (its prior draws use that key and its fits the next ``chunk`` seeds, so
     no two chunks share a key); each chunk is a valid SBC run on its own
     and their ranks are pooled.  Results per chunk go to
-    ``out/tasks/sbc/<kind>_cNNN.json``.  Returns the pooled ranks' chi-square
-    p-values (:func:`qdinfer.models.rank_uniformity_pvalue`, 5 bins), the
-    rank arrays, r_hat and divergence counts.
+    ``out/tasks/sbc/<kind>_cNNN.json`` (``out`` made absolute).  Returns
+    the pooled ranks' chi-square p-values
+    (:func:`qdinfer.models.rank_uniformity_pvalue`, 5 bins), the rank
+    arrays, r_hat and divergence counts.
     """
     if kind not in SBC_MODELS:
         raise ValueError(f"--sbc {kind!r} must be one of {', '.join(SBC_MODELS)}")
     if n_datasets < 1 or chunk < 1 or samples < 10 or thin < 1:
         raise ValueError("--n, --chunk and --thin must be >= 1, --samples >= 10")
+    out = Path(out).resolve()
     tasks = []
     n_chunks = math.ceil(n_datasets / chunk)
     for c in range(n_chunks):
@@ -502,15 +514,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("config", nargs="?", type=Path, help="setup TOML (docs/qdsim_config.md)")
     p.add_argument("--preset", choices=["paper_qd", "blinking_qd"], help="built-in setup")
     p.add_argument("--power", metavar="P", help="LO:HI:N (log-spaced) or a list: 0.01uW:4uW:9")
-    p.add_argument("--gate", default="2.5ns", metavar="T", help="gates, e.g. 0,1ns,2.5ns (2.5ns)")
+    p.add_argument("--gate", metavar="T", help="gates, e.g. 0,1ns,2.5ns (2.5ns)")
     p.add_argument("--eta-bx", metavar="X", help="eta_BX values, e.g. 0.1,0.21,0.4 (the setup's)")
-    p.add_argument("--duration", default="10s", metavar="T", help="acquisition per point (10s)")
+    p.add_argument("--duration", metavar="T", help="acquisition per point (10s)")
     p.add_argument("--simulate", action="store_true", help="also simulate every point (Dask)")
     p.add_argument("--seed", type=int, default=1, help="seed of simulations / SBC (1)")
     p.add_argument("--sbc", choices=SBC_MODELS, help="run simulation-based calibration instead")
-    p.add_argument("--n", type=int, default=100, help="SBC: datasets (100)")
-    p.add_argument("--chunk", type=int, default=10, help="SBC: datasets per task (10)")
-    p.add_argument("--samples", type=int, default=200, help="SBC: NUTS warm-up and draws (200)")
+    p.add_argument("--n", type=int, help="SBC: datasets (100)")
+    p.add_argument("--chunk", type=int, help="SBC: datasets per task (10)")
+    p.add_argument("--samples", type=int, help="SBC: NUTS warm-up and draws (200)")
     p.add_argument("-o", "--output", type=Path, metavar="DIR", help="output folder (./sweep)")
     p.add_argument("--workers", type=int, help="local cluster: worker processes (default: cores)")
     p.add_argument("--threads-per-worker", type=int, default=1, help="threads per worker (1)")
@@ -548,22 +560,36 @@ def _connect(args):
     )
 
 
+# options of one mode only (option -> attribute): given to the other, they are refused
+_SBC_OPTIONS = {"--n": "n", "--chunk": "chunk", "--samples": "samples"}
+_GRID_OPTIONS = {
+    "--gate": "gate",
+    "--eta-bx": "eta_bx",
+    "--duration": "duration",
+    "--simulate": "simulate",
+}
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``qdlight sweep``: returns the exit status (bad options raise ValueError naming them)."""
     out = args.output if args.output is not None else Path("sweep")
     progress = not args.no_progress and not args.json
+    sbc_only = [o for o, v in _SBC_OPTIONS.items() if getattr(args, v) is not None]
     if args.sbc is not None:
         if args.config is not None or args.preset is not None or args.power is not None:
             raise ValueError("--sbc takes no setup and no --power")
+        grid_only = [o for o, v in _GRID_OPTIONS.items() if getattr(args, v) not in (None, False)]
+        if grid_only:
+            raise ValueError(f"--sbc does not take {', '.join(grid_only)} (grid sweeps only)")
         out.mkdir(parents=True, exist_ok=True)
         with _connect(args) as client:
             res = run_sbc(
                 client,
                 args.sbc,
-                args.n,
+                100 if args.n is None else args.n,
                 out=out,
-                chunk=args.chunk,
-                samples=args.samples,
+                chunk=10 if args.chunk is None else args.chunk,
+                samples=200 if args.samples is None else args.samples,
                 seed=args.seed,
                 progress=progress,
             )
@@ -590,22 +616,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     import qdsim
 
+    if sbc_only:
+        raise ValueError(f"{', '.join(sbc_only)} apply only to --sbc")
     if (args.config is None) == (args.preset is None):
         raise ValueError("give a setup: CONFIG (a TOML file) or --preset NAME")
     if args.power is None:
         raise ValueError("--power is required, e.g. --power 0.01uW:4uW:9")
     powers = parse_grid(args.power, "W", name="--power")
-    gates = parse_grid(args.gate, "s", name="--gate", log_range=False)
+    gate_text = "2.5ns" if args.gate is None else args.gate
+    gates = parse_grid(gate_text, "s", name="--gate", log_range=False)
     if np.any(powers <= 0):
         raise ValueError(f"--power {args.power!r}: powers must be > 0")
     if np.any(gates < 0):
-        raise ValueError(f"--gate {args.gate!r}: gates must be >= 0")
+        raise ValueError(f"--gate {gate_text!r}: gates must be >= 0")
     etas = None if args.eta_bx is None else parse_grid(args.eta_bx, "1", name="--eta-bx")
-    duration = parse_quantity(args.duration, "s", name="--duration")
+    duration_text = "10s" if args.duration is None else args.duration
+    duration = parse_quantity(duration_text, "s", name="--duration")
     if not (math.isfinite(duration) and duration > 0):
-        raise ValueError(f"--duration {args.duration!r} must be > 0")
+        raise ValueError(f"--duration {duration_text!r} must be > 0")
     if args.simulate and duration > 600:
-        raise ValueError(f"--duration {args.duration!r}: at most 600 s per simulated point")
+        raise ValueError(f"--duration {duration_text!r}: at most 600 s per simulated point")
     if args.config is not None and not args.config.is_file():
         raise FileNotFoundError(f"{args.config}: no such setup file")
     setup = qdsim.load_setup(args.preset or args.config)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
@@ -150,9 +151,24 @@ BAD = [
     ),
     (
         '[[emitter]]\nname = "r"\npoint = [ { file = "a.ptu" } ]\n',
-        "emitter 'r': point 0: power: missing",
+        "emitter 'r': point 1: power: missing",
     ),
     ("", "manifest: emitter: no [[emitter]] or [[population]] tables"),
+    (  # the gate against the simulated setup's laser period (400 ns)
+        '[options]\ngate = "1us"\n[[emitter]]\nname = "q"\npreset = "paper_qd"\n'
+        'powers = ["1uW"]\nduration = "1s"\nseed = 1\n',
+        "emitter 'q': gate: options.gate '1us' is not shorter than the laser period 400 ns",
+    ),
+    (
+        '[[emitter]]\nname = "q"\npreset = "paper_qd"\npowers = ["1uW"]\nduration = "1e6s"\n'
+        "seed = 1\n",
+        "emitter 'q': duration: '1e6s' is above the limit of 1 h per point",
+    ),
+    (
+        '[[population]]\nname = "p"\ncount = 1\npreset = "paper_qd"\npowers = ["1uW", 2]\n'
+        'duration = "1s"\nseed = 1\n',
+        "population 'p': powers: 2 needs a unit",
+    ),
 ]
 
 
@@ -165,10 +181,46 @@ def test_manifest_errors_name_manifest_emitter_and_key(tmp_path, text, message):
     assert message in str(e.value)
 
 
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ('wavelength = "405"', "wavelength: '405' is outside the range (100 nm, 5 um]"),
+        ("numerical_aperture = 3", "numerical_aperture: 3 is outside the range (0, 1.7]"),
+        ("numerical_aperture = 0", "numerical_aperture: 0 must be > 0"),
+    ],
+)
+def test_manifest_range_checks(data, tmp_path, keys, message):
+    path = tmp_path / "m.toml"
+    point = f'{{ file = "{data / "a.ptu"}", power = "0.1uW" }}'
+    path.write_text(f'[[emitter]]\nname = "r"\npoint = [ {point} ]\n{keys}\n')
+    with pytest.raises(ValueError, match="^" + str(path).replace(".", r"\.")) as e:
+        batch.load_manifest(path)
+    assert f"emitter 'r': {message}" in str(e.value)
+    # a bare number for a power would be watts: refused
+    path.write_text(
+        f'[[emitter]]\nname = "r"\npoint = [ {{ file = "{data / "a.ptu"}", power = 2 }} ]\n'
+    )
+    with pytest.raises(ValueError, match="emitter 'r': point 1: power: 2 needs a unit"):
+        batch.load_manifest(path)
+
+
+def test_manifest_series_file(data, tmp_path):
+    """``series = "X.toml"``: the points of a SERIES.toml (in ascending power)."""
+    (tmp_path / "s.toml").write_text(
+        f'[[point]]\nfile = "{data / "b.ptu"}"\npower = "0.4uW"\n'
+        f'[[point]]\nfile = "{data / "a.ptu"}"\npower = "0.1uW"\n'
+    )
+    path = tmp_path / "m.toml"
+    path.write_text('[[emitter]]\nname = "r"\nseries = "s.toml"\n')
+    (e,) = batch.load_manifest(path).emitters
+    assert e.source == "file" and e.powers_w == (1e-7, 4e-7)
+    assert e.files == (data / "a.ptu", data / "b.ptu")
+
+
 def test_manifest_missing_file_and_duplicates(tmp_path):
     path = tmp_path / "m.toml"
     path.write_text('[[emitter]]\nname = "r"\npoint = [ { file = "no.ptu", power = "1uW" } ]\n')
-    with pytest.raises(FileNotFoundError, match=r"emitter 'r': point 0: no such file .*no\.ptu"):
+    with pytest.raises(FileNotFoundError, match=r"emitter 'r': point 1: no such file .*no\.ptu"):
         batch.load_manifest(path)
     sim = 'preset = "paper_qd"\npowers = ["1uW"]\nduration = "1s"\nseed = 1\n'
     path.write_text(f'[[emitter]]\nname = "q"\n{sim}[[emitter]]\nname = "q"\n{sim}')
@@ -250,9 +302,10 @@ def test_rerun_recomputes_only_missing_or_partial_results(first, manifest, clien
     tasks = out / "tasks"
     (tasks / "sim1" / "p00.json").unlink()  # deleted
     (tasks / "pop-001" / "p01.json").unlink()  # deleted, a leftover temporary file beside it
-    (tasks / "pop-001" / ".p01.json.abc123.tmp").write_text(
-        (src / "tasks" / "pop-001" / "p01.json").read_text()
-    )
+    leftover = tasks / "pop-001" / ".p01.json.abc123.tmp"
+    leftover.write_text((src / "tasks" / "pop-001" / "p01.json").read_text())
+    other = tasks / "pop-001" / "notes.tmp"  # not a temporary file of a result: kept
+    other.write_text("mine")
     full = (tasks / "real1" / "p00.json").read_text()  # truncated by hand: not complete
     (tasks / "real1" / "p00.json").write_text(full[: len(full) // 2])
     doc = json.loads((tasks / "pop-000" / "p00.json").read_text())  # not marked complete
@@ -264,6 +317,7 @@ def test_rerun_recomputes_only_missing_or_partial_results(first, manifest, clien
     res2 = batch.run_batch(batch.load_manifest(manifest), out, client, progress=False)
     assert res2.summary["tasks"] == {"total": 9, "computed": 4, "resumed": 5, "failed": 0}
     assert kept.stat().st_mtime_ns == mtime
+    assert not leftover.exists() and other.read_text() == "mine"
     assert json.loads((tasks / "real1" / "p00.json").read_text())["complete"] is True
     cols = [c for c in res1.table.columns if c not in ("file",)]
     pd.testing.assert_frame_equal(res2.table[cols], res1.table[cols])
@@ -277,6 +331,41 @@ def test_results_of_other_inputs_are_not_reused(tmp_path):
     _dask.write_result(path, "k", "fp", {"error": "QdioError: bad"})
     assert _dask.load_result(path, "fp") == {"error": "QdioError: bad"}
     assert _dask.load_result(path, "fp", accept_errors=False) is None
+    _dask.write_result(path, "k", "fp", {"fit_error": "needs at least 2 analysed powers, has 1"})
+    assert _dask.load_result(path, "fp", accept_errors=False) is None
+    _dask.write_result(path, "k", "fp", {"error": "", "fit_error": ""})
+    assert _dask.load_result(path, "fp", accept_errors=False) == {"error": "", "fit_error": ""}
+
+
+def test_keep_data_is_in_the_point_fingerprint(tmp_path):
+    sim = '[[emitter]]\nname = "q"\npreset = "paper_qd"\npowers = ["1uW"]\nduration = "1s"\n'
+    sim += "seed = 1\n"
+    fps = []
+    for keep in ("true", "false"):
+        path = tmp_path / f"{keep}.toml"
+        path.write_text(f"[options]\nkeep_data = {keep}\n{sim}")
+        (task,) = batch.batch_tasks(batch.load_manifest(path), tmp_path / "o")
+        fps.append(_dask.fingerprint(task.spec))
+    assert fps[0] != fps[1]
+
+
+def test_relative_output_is_made_absolute(data, tmp_path, monkeypatch):
+    """Workers elsewhere (--scheduler) get absolute result paths."""
+    path = tmp_path / "m.toml"
+    path.write_text(
+        f'[[emitter]]\nname = "r"\npoint = [ {{ file = "{data / "a.ptu"}", power = "0.1uW" }} ]\n'
+    )
+    seen = []
+
+    def stop(client, tasks, **kw):
+        seen.extend(tasks)
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_dask, "run", stop)
+    with pytest.raises(KeyboardInterrupt):
+        batch.run_batch(batch.load_manifest(path), Path("rel"), None, progress=False)
+    assert [t.path for t in seen] == [tmp_path / "rel" / "tasks" / "r" / "p00.json"]
 
 
 # -- retries and failures ----------------------------------------------------------------------
@@ -312,6 +401,77 @@ def test_failing_task_is_retried_and_dependants_get_its_result(client, tmp_path)
     # a rerun resumes a and b and tries c again
     run = _dask.run(client, [t1, t2, t3], retries=0, progress=False)
     assert sorted(run.resumed) == ["a", "b"] and list(run.failed) == ["c"]
+
+
+def _errs_once(marker: str, error_key: str, value: float) -> dict:
+    """An error result on the first call (leaves a marker file), a good one afterwards."""
+    m = Path(marker)
+    if not m.exists():
+        m.write_text("attempted")
+        return {error_key: "needs at least 2 analysed powers, has 1", "value": 0.0}
+    return {error_key: "", "value": value}
+
+
+def test_retry_failed_recomputes_errors_and_dependants(client, tmp_path):
+    """--retry-failed: rows with ``error`` or ``fit_error`` again, and whatever depends on them."""
+    a = _dask.Task(
+        "a", tmp_path / "a.json", _errs_once, {"a": 1}, args=(str(tmp_path / "m"), "error", 2.0)
+    )
+    b = _dask.Task("b", tmp_path / "b.json", _add, {"b": 1}, args=(1.0,), depends=("a",))
+    c = _dask.Task(
+        "c", tmp_path / "c.json", _errs_once, {"c": 1}, args=(str(tmp_path / "n"), "fit_error", 5.0)
+    )
+    run = _dask.run(client, [a, b, c], progress=False)
+    assert run.results["b"] == {"value": 1.0} and run.results["c"]["fit_error"]
+    run = _dask.run(client, [a, b, c], progress=False)
+    assert sorted(run.resumed) == ["a", "b", "c"]
+    run = _dask.run(client, [a, b, c], progress=False, retry_errors=True)
+    assert sorted(run.computed) == ["a", "b", "c"]
+    assert run.results["b"] == {"value": 3.0} and run.results["c"] == {
+        "fit_error": "",
+        "value": 5.0,
+    }
+    # a dependency recomputed by a run that died before its dependant: not stale either
+    _dask.write_result(a.path, "a", _dask.fingerprint(a.spec), {"error": "", "value": 7.0})
+    run = _dask.run(client, [a, b, c], progress=False)
+    assert sorted(run.resumed) == ["a", "c"] and run.results["b"] == {"value": 8.0}
+    run = _dask.run(client, [a, b, c], progress=False)
+    assert sorted(run.resumed) == ["a", "b", "c"] and run.results["b"] == {"value": 8.0}
+
+
+def test_distributed_logs_warnings_only(caplog):
+    """The cluster's INFO messages show only when the root logger shows INFO (qdlight -v)."""
+    import distributed  # noqa: F401  (sets the level of its loggers, may give them a handler)
+
+    class Collect(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.DEBUG)
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record):
+            self.records.append(record)
+
+    logger = logging.getLogger("distributed")
+    before = logger.level  # WARNING while the module's client (connect()) is open
+    quiet, verbose = Collect(), Collect()
+    logger.addHandler(quiet)
+    try:
+        logger.setLevel(logging.INFO)  # as distributed sets it on import
+        caplog.set_level(logging.WARNING)
+        with _dask.connect(workers=1, processes=False):
+            pass
+        logger.removeHandler(quiet)
+        logger.addHandler(verbose)
+        caplog.set_level(logging.INFO)  # the root logger, as with qdlight -v
+        with _dask.connect(workers=1, processes=False):
+            pass
+        assert logger.level == logging.INFO  # restored
+    finally:
+        logger.removeHandler(quiet)
+        logger.removeHandler(verbose)
+        logger.setLevel(before)
+    assert [r.getMessage() for r in quiet.records if r.levelno < logging.WARNING] == []
+    assert any(r.name == "distributed.scheduler" for r in verbose.records)
 
 
 KILLER = """

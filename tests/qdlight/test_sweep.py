@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -116,6 +118,56 @@ def test_simulations_agree_with_closed_forms(client, tmp_path):
     assert [r["sim_g2_zero_gated"] for r in again] == [r["sim_g2_zero_gated"] for r in rows]
 
 
+def test_multi_state_setup_simulates_without_eta_bx(client, tmp_path):
+    """blinking_qd (3 states): no --eta-bx, the setup as it is; z within 5 sigma."""
+    setup = qdsim.presets.blinking_qd()
+    rows = sweep.closed_form_grid(setup, np.array([0.3e-6]), np.array([2.5e-9]), duration_s=1.0)
+    run = sweep.simulate_grid(
+        client, setup, rows, duration_s=1.0, seed=2, out=tmp_path, progress=False
+    )
+    assert run.complete and len(run.computed) == 1
+    doc = json.loads((tmp_path / "tasks" / "sweep" / "e00_p000.json").read_text())
+    spec = {
+        "task": "sweep",
+        "setup": setup.to_dict(),
+        "power_w": 0.3e-6,
+        "gates_s": [2.5e-9],
+        "duration_s": 1.0,
+        "seed": [2, 0, 0],
+    }
+    assert doc["fingerprint"] == _dask.fingerprint(spec)  # the setup itself was simulated
+    # z = (simulated - closed form) / simulated stderr (blinking included)
+    assert all(abs(rows[0][f"z_{q}"]) < 5 for q in ("rate", "g2_zero", "g2_zero_gated"))
+
+
+def test_figure_of_one_power():
+    """One power: no singular x range (matplotlib would warn; warnings are errors here)."""
+    setup = qdsim.presets.paper_qd()
+    rows = sweep.closed_form_grid(setup, np.array([0.1e-6]), np.array([2.5e-9]), duration_s=10.0)
+    sweep.sweep_figure(rows).savefig(io.BytesIO(), format="png", dpi=50)
+
+
+def test_relative_output_is_made_absolute(tmp_path, monkeypatch):
+    """Workers elsewhere (--scheduler) get absolute result paths."""
+    seen = []
+
+    def no_run(client, tasks, **kw):
+        seen.extend(tasks)
+        return _dask.RunSummary(failed={t.key: "not run" for t in tasks})
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_dask, "run", no_run)
+    setup = qdsim.presets.paper_qd()
+    rows = sweep.closed_form_grid(setup, np.array([0.3e-6]), np.array([2.5e-9]))
+    sweep.simulate_grid(None, setup, rows, duration_s=1.0, seed=2, out=Path("o"), progress=False)
+    with pytest.raises(RuntimeError, match="every chunk failed"):
+        sweep.run_sbc(None, "decay", 3, out=Path("o"), chunk=3, progress=False)
+    assert [t.path for t in seen] == [
+        tmp_path / "o" / "tasks" / "sweep" / "e00_p000.json",
+        tmp_path / "o" / "tasks" / "sbc" / "decay_c000.json",
+    ]
+
+
 def test_cli_writes_table_and_figure(tmp_path, capsys):
     args = _parser().parse_args(
         [
@@ -151,6 +203,15 @@ def test_cli_writes_table_and_figure(tmp_path, capsys):
         (["--preset", "paper_qd", "--power", "1uW", "--gate", "500ns"], "shorter than the period"),
         (["--preset", "paper_qd", "--power", "1W"], "gives n > 100"),
         (["--preset", "paper_qd", "--sbc", "decay"], "--sbc takes no setup"),
+        (["--sbc", "decay", "--gate", "1ns"], "--sbc does not take --gate "),
+        (
+            ["--sbc", "g2", "--eta-bx", "0.1", "--duration", "1s", "--simulate"],
+            "--sbc does not take --eta-bx, --duration, --simulate",
+        ),
+        (
+            ["--preset", "paper_qd", "--power", "1uW", "--n", "5", "--samples", "50"],
+            "--n, --samples apply only to --sbc",
+        ),
     ],
 )
 def test_cli_errors(tmp_path, argv, msg):
