@@ -4,7 +4,7 @@
 
 * ``qdlight fit FILE --model decay [--gate 2.5ns] [--n-exp 2] [--irf IRF]``
 * ``qdlight fit FILE --model g2``
-* ``qdlight fit FILE --model states [--states 2] [--trace-bin 10ms]``
+* ``qdlight fit FILE --model states [--states 2] [--trace-bin 10ms] [--counts-only] [--irf IRF]``
 * ``qdlight fit SERIES.toml --model rate|joint``, where SERIES.toml lists
   the files and their powers::
 
@@ -63,9 +63,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--model", choices=MODELS, required=True, help="which model to fit")
     p.add_argument("--gate", metavar="DELAY", help="decay: keep bins DELAY after the IRF peak")
     p.add_argument("--n-exp", type=int, choices=[1, 2, 3], default=1, help="decay components")
-    p.add_argument("--irf", type=Path, metavar="FILE", help="decay: IRF reference measurement")
+    p.add_argument(
+        "--irf", type=Path, metavar="FILE", help="decay, states: IRF reference measurement"
+    )
     p.add_argument("--states", type=int, default=2, help="states: hidden states (2-4)")
     p.add_argument("--trace-bin", default="10ms", metavar="T", help="states: bin (default 10ms)")
+    p.add_argument(
+        "--counts-only",
+        action="store_true",
+        help="states: counts per bin only (faster; default: per-state lifetimes from T3 data)",
+    )
     p.add_argument("--samples", type=int, default=500, help="draws per chain (default 500)")
     p.add_argument("--chains", type=int, default=2, help="chains (default 2)")
     p.add_argument("--svi", action="store_true", help="variational fit instead of NUTS")
@@ -93,6 +100,8 @@ def decay_posterior(
     """Bayesian decay fit of all photons of ``stream`` (at most 1024 bins per period)."""
     from qdinfer.models import fit_decay_bayes
 
+    if not stream.is_t3:
+        raise ValueError(f"{_name(stream)}: a decay fit needs T3 data (delays after the laser)")
     n_ticks = max(1, round(stream.macrotime_resolution_s / stream.microtime_resolution_s))
     k = max(1, math.ceil(n_ticks / MAX_DECAY_BINS))
     decay = qdinfer.decay_histogram(stream, bin_width_s=k * stream.microtime_resolution_s)
@@ -122,10 +131,16 @@ def g2_posterior(
     """
     from qdinfer.models import fit_g2_bayes
 
+    if not stream.is_t3:
+        raise ValueError(f"{_name(stream)}: the pulsed g2 fit needs T3 data (laser period)")
     if channels is None:
         counts = np.bincount(stream.channel)
-        a, b = (int(c) for c in np.argsort(counts)[::-1][:2])
-        channels = (min(a, b), max(a, b))
+        busy = [int(c) for c in np.argsort(counts)[::-1] if counts[c] > 0]
+        if len(busy) < 2:
+            raise ValueError(
+                f"{_name(stream)}: g2 needs photons on two channels, found channel(s) {busy}"
+            )
+        channels = (min(busy[:2]), max(busy[:2]))
     period = stream.laser_period_s
     hist = qdinfer.g2_histogram(
         stream, channels=channels, max_lag_s=2.5 * period, bin_width_s=period / 200
@@ -133,12 +148,32 @@ def g2_posterior(
     return fit_g2_bayes(hist, period_s=period, settings=settings, seed=seed, warn=warn)
 
 
-def states_posterior(
-    stream, *, bin_width_s: float = 10e-3, n_states: int = 2, settings=None, seed: int = 0
-):
-    """Bayesian hidden-Markov fit of the binned intensity trace."""
-    from qdinfer.models import fit_states_bayes
+def _name(stream) -> str:
+    return str(stream.attrs.get("source", "the data"))
 
+
+def states_posterior(
+    stream,
+    *,
+    bin_width_s: float = 10e-3,
+    n_states: int = 2,
+    lifetimes: bool = True,
+    irf=None,
+    settings=None,
+    seed: int = 0,
+):
+    """Bayesian hidden-Markov fit of the binned intensity trace.
+
+    With ``lifetimes`` (T3 data) each bin's photons also carry their
+    microtimes and every state its own lifetime
+    (:func:`qdinfer.models.fit_states_photons`); otherwise counts only.
+    """
+    from qdinfer.models import fit_states_bayes, fit_states_photons
+
+    if lifetimes and stream.is_t3:
+        return fit_states_photons(
+            stream, bin_width_s, n_states=n_states, irf=irf, settings=settings, seed=seed
+        )
     trace = qdinfer.intensity_trace(stream, bin_width_s=bin_width_s)
     return fit_states_bayes(
         trace.counts, bin_width_s, n_states=n_states, settings=settings, seed=seed
@@ -153,38 +188,51 @@ def series_posterior(
     settings=None,
     seed: int = 0,
     g2: tuple[Any, Any] | None = None,
+    channels: tuple[int, int] = (0, 1),
     **kwargs: Any,
 ):
     """Rate-versus-power (``joint=False``) or joint rate + g2(0) fit of a series.
 
-    The counts are all photons of each stream in its duration; ``g2`` (values
-    and standard errors per power) defaults to :func:`qdinfer.pulsed_g2_zero`
-    of each stream for the joint fit.  ``kwargs`` go to
-    :func:`qdinfer.models.fit_power_series` (afterpulsing, dead time, setup).
+    The counts are all photons of each stream in its duration.  The joint
+    fit takes g2(0) as ``g2`` (values and standard errors per power) or, by
+    default, as the peak counts of :func:`qdinfer.pulsed_g2_zero` of each
+    stream between ``channels`` (binomial likelihood; a stream without g2
+    drops out of it).
+    ``kwargs`` go to :func:`qdinfer.models.fit_power_series` (afterpulsing,
+    leakage, dead time, setup).
     """
     from qdinfer.models import fit_power_series
 
     counts = [len(s.channel) for s in streams]
     durations = [s.duration_s for s in streams]
-    if joint:
-        if g2 is None:
-            values, errors = [], []
-            for s in streams:
-                try:
-                    r = qdinfer.pulsed_g2_zero(s)
-                    values.append(r.value)
-                    errors.append(r.stderr)
-                except ValueError:  # one channel, too few photons: dropped from the likelihood
-                    values.append(math.nan)
-                    errors.append(math.nan)
-            g2 = (values, errors)
+    if joint and g2 is not None:
         kwargs["g2"] = g2
+    elif joint:
+        centre, side, weight = [], [], []
+        for s in streams:
+            try:
+                r = qdinfer.pulsed_g2_zero(s, channels=channels)
+                centre.append(r.centre_counts)
+                side.append(float(np.sum(r.side_counts)))
+                weight.append(float(np.sum(r.side_weights)))
+            except ValueError:  # one channel, too few photons: no pairs, no information
+                centre.append(0)
+                side.append(0.0)
+                weight.append(1.0)
+        kwargs["g2_counts"] = (centre, side, weight)
     return fit_power_series(powers_w, counts, durations, settings=settings, seed=seed, **kwargs)
 
 
 # -- report sections ---------------------------------------------------------------------------
+Z_TRUTH = 3.0  # a posterior agrees with a known truth when |mean - truth| < 3 sd
+
+
 def posterior_rows(res, truth: dict[str, float] | None = None, prob: float = 0.9) -> list[dict]:
-    """Summary rows of a fit: mean, sd, ``prob`` interval, r_hat, ESS (and truth, covered)."""
+    """Summary rows of a fit: mean, sd and ``prob`` interval per parameter.
+
+    With ``truth``: whether the interval covers it, ``z = (mean - truth) /
+    sd`` and ``ok`` (``|z| < 3``).
+    """
     summary = res.to_dict(prob)
     rows = []
     for name, p in summary["params"].items():
@@ -199,7 +247,9 @@ def posterior_rows(res, truth: dict[str, float] | None = None, prob: float = 0.9
         }
         if truth is not None and name in truth:
             row["truth"] = truth[name]
-            row["covered"] = bool(lo <= truth[name] <= hi)
+            row[f"in {prob:.0%}"] = bool(lo <= truth[name] <= hi)
+            row["z"] = (p["mean"] - truth[name]) / p["sd"] if p["sd"] > 0 else math.nan
+            row["ok"] = bool(abs(row["z"]) < Z_TRUTH)
         rows.append(row)
     return rows
 
@@ -207,11 +257,11 @@ def posterior_rows(res, truth: dict[str, float] | None = None, prob: float = 0.9
 def add_posterior(section, res, *, caption: str, truth: dict[str, float] | None = None) -> bool:
     """Table (with truth where known), diagnostics and predictive-check figure of ``res``.
 
-    Returns whether every known truth lies in its 90 % interval.
+    Returns whether every known truth is within 3 posterior sd.
     """
     rows = posterior_rows(res, truth)
     section.table(rows, caption=f"{caption}: posterior (90 % credible intervals)",
-                  status_column="covered" if truth else None)  # fmt: skip
+                  status_column="ok" if truth else None)  # fmt: skip
     d = res.diagnostics
     section.text(
         f"{res.model_name}: {d.get('method', 'nuts')}, r_hat {_num(d.get('r_hat'))}, bulk ESS "
@@ -226,11 +276,39 @@ def add_posterior(section, res, *, caption: str, truth: dict[str, float] | None 
         fig = plot_ppc(res)
         section.figure(fig, f"{caption}: data, posterior mean and 90 % predictive band")
         plt.close(fig)
-    return all(r.get("covered", True) for r in rows)
+    elif "state_probability" in res.info:
+        from qdinfer.models import plot_states
+
+        section.figure(plot_states(res), f"{caption}: trace by most probable state, decays")
+    return all(r.get("ok", True) for r in rows)
 
 
 def _num(x: Any) -> str:
     return "n/a" if x is None else f"{x:.4g}" if isinstance(x, float) else str(x)
+
+
+RATE_SYSTEMATIC = 0.005  # the demo's allowance for the rate closed forms (see its checks)
+
+
+def _known_detection(setup) -> dict[str, float]:
+    """What a lab knows of its detection (here: the simulated one) for the power-series model.
+
+    Laser leakage of all detectors per watt (linear in the power), and the
+    afterpulse probability that survives the TCSPC card's dead time (an
+    afterpulse comes ``Exp(delay)`` after the detector's dead time; the
+    card, dead longer, misses those earlier than its own dead time).
+    """
+    det = setup.detection
+    if det.leakage_exponent != 1.0:
+        raise ValueError("the power-series model takes leakage linear in the power")
+    d0 = det.detectors[0]
+    blind_s = max(0.0, det.tcspc.dead_time_s - d0.dead_time_s)
+    return {
+        "leakage_hz_per_w": sum(d.leakage_rate_hz for d in det.detectors)
+        / det.leakage_reference_power_w,
+        "afterpulse_probability": d0.afterpulse_probability
+        * math.exp(-blind_s / d0.afterpulse_delay_s),
+    }
 
 
 def report_section(report, results) -> None:
@@ -259,21 +337,21 @@ def report_section(report, results) -> None:
     sec = report.section("Bayesian fits")
     sec.text(
         f"numpyro NUTS fits (qdinfer.models, 2 chains x {n} draws after {n} warm-up steps) of "
-        "the same simulated data; every posterior is set beside the simulator's truth. 90 % "
-        "intervals should cover the truth in about 9 of 10 cases; with short acquisitions "
-        "the diagnostics (r_hat, ESS) may ask for more draws."
+        "the same simulated data; every posterior is set beside the simulator's truth, with "
+        "z = (mean - truth) / sd; a row passes when |z| < 3. 90 % intervals should cover "
+        "the truth in about 9 of 10 cases; with short acquisitions the diagnostics (r_hat, "
+        "ESS) may ask for more draws."
     )
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    det = setup.detection.detectors[0]
     joint = series_posterior(
         [sim.stream for sim in results.sims],
         [sim.power_w for sim in results.sims],
         joint=True,
-        g2=(results.series.g2_zero, results.series.g2_zero_stderr),
-        afterpulse_probability=det.afterpulse_probability,
+        **_known_detection(setup),
         n_detectors_dead_time=len(setup.detection.detectors),
+        rate_systematic=RATE_SYSTEMATIC,
         settings=settings,
         seed=cfg.seed,
         warn=False,
@@ -286,8 +364,11 @@ def report_section(report, results) -> None:
         "eta_h": em.eta_h,
     }
     sec.text(
-        "Joint power series: photon counts (Poisson; afterpulsing and one photon per "
-        "detector per pulse, as the simulated SPADs) and pulsed g2(0) at every power share "
+        "Joint power series: photon counts (afterpulsing, laser leakage and one photon per "
+        "detector per pulse, known as for the simulated SPADs and laser; counting noise plus "
+        f"a {RATE_SYSTEMATIC:.1%} systematic of the rate model, the allowance the checks "
+        "above use: the simulated dead time loses ~0.3 % more at 4 uW than the model) and "
+        "the g2 peak counts (binomial) at every power share "
         "sigma_abs, eta_C, eta_BX and eta_H (eta_X fixed at 1 as in the paper; sigma_abs is "
         "as uncertain as the spot-area prior, log sd 0.3)."
     )
@@ -366,10 +447,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
         width = parse_quantity(args.trace_bin, "s", name="--trace-bin")
         if not width > 0:
             raise ValueError(f"--trace-bin {args.trace_bin!r} must be > 0")
+        irf = qdinfer.irf_from_file(args.irf) if args.irf is not None else None
         res = states_posterior(
             qdio.read(args.file),
             bin_width_s=width,
             n_states=args.states,
+            lifetimes=not args.counts_only,
+            irf=irf,
             settings=settings,
             seed=args.seed,
         )
@@ -382,7 +466,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
             measured.streams,
             measured.power_w,
             joint=joint,
-            g2=(measured.series.g2_zero, measured.series.g2_zero_stderr) if joint else None,
+            channels=measured.channels,
             settings=settings,
             seed=args.seed,
         )
@@ -402,7 +486,7 @@ def _write_outputs(res, out: Path, args: argparse.Namespace, measured) -> dict[s
     """posterior.nc, summary.csv, ppc.png and report.html in ``out`` (each written atomically)."""
     import matplotlib.pyplot as plt
 
-    from qdinfer.models import plot_ppc
+    from qdinfer.models import plot_ppc, plot_states
     from qdio._util import atomic_path
 
     from .report import Report
@@ -421,8 +505,15 @@ def _write_outputs(res, out: Path, args: argparse.Namespace, measured) -> dict[s
             fig.savefig(tmp, dpi=120, format="png")
         plt.close(fig)
         outputs["figure"] = str(out / "ppc.png")
+    elif "state_probability" in res.info:
+        fig = plot_states(res)
+        with atomic_path(out / "states.png") as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+        outputs["figure"] = str(out / "states.png")
     options = {
-        k: str(v) for k, v in vars(args).items() if k not in ("func", "json", "output") and v
+        k: str(v)
+        for k, v in vars(args).items()
+        if k not in ("func", "json", "output") and v is not None and v is not False
     }
     if measured is not None:
         report = series_report(measured, source=args.file, options=options, title="qdlight fit")

@@ -72,3 +72,22 @@ def test_series_toml_errors(tmp_path):
     ptu.write_bytes(b"")
     with pytest.raises(ValueError, match=r"needs a SERIES\.toml"):
         qfit.cmd_fit(_parse([str(ptu), "--model", "rate"]))
+
+
+def test_fit_refuses_data_it_cannot_fit(tmp_path):
+    """One channel for g2, T2 data for a decay: one-line errors naming the file."""
+    import numpy as np
+
+    from qdlight.cli import main
+
+    sim = qdsim.simulate(qdsim.presets.paper_qd(), power_w=1e-6, duration_s=0.5, rng=3)
+    one = qdio.write_ptu(tmp_path / "one.ptu", qdio.select_channels(sim.stream, [0]))
+    with pytest.raises(ValueError, match=r"one\.ptu: g2 needs photons on two channels"):
+        qfit.g2_posterior(qdio.read(one))
+    rng = np.random.default_rng(1)
+    t2 = qdio.PhotonStream(
+        rng.integers(0, 2, 1000).astype(np.uint8), np.sort(rng.integers(0, 10**12, 1000)), None,
+        1e-12,
+    )  # fmt: skip
+    t2_path = qdio.write_ptu(tmp_path / "t2.ptu", t2, record_type="hydraharp_v2_t2")
+    assert main(["fit", str(t2_path), "--model", "decay", "-o", str(tmp_path / "o")]) == 1

@@ -23,16 +23,25 @@ from .decay import (
     fit_decays_bayes,
 )
 from .g2 import fit_g2_bayes, g2_inputs, g2_model, ratio_from_g2
-from .plots import plot_ppc
+from .plots import plot_ppc, plot_states
 from .power import fit_power_series, power_series_model
-from .sbc import SbcResult, rank_uniformity_pvalue, sbc
-from .states import fit_states_bayes, states_model
+from .sbc import SbcResult, plot_ranks, rank_uniformity_pvalue, sbc
+from .states import (
+    StatesData,
+    fit_states_bayes,
+    fit_states_photons,
+    state_probabilities,
+    states_inputs,
+    states_model,
+    states_trajectory,
+)
 
 __all__ = [
     "FitDiagnosticsWarning",
     "FitResult",
     "SamplerSettings",
     "SbcResult",
+    "StatesData",
     "clear_cache",
     "decay_expected",
     "decay_inputs",
@@ -42,15 +51,21 @@ __all__ = [
     "fit_g2_bayes",
     "fit_power_series",
     "fit_states_bayes",
+    "fit_states_photons",
     "g2_inputs",
     "g2_model",
     "plot_ppc",
+    "plot_ranks",
+    "plot_states",
     "power_series_model",
     "rank_uniformity_pvalue",
     "ratio_from_g2",
     "run_model",
     "run_model_batch",
     "sbc",
+    "state_probabilities",
+    "states_inputs",
     "states_model",
+    "states_trajectory",
     "warn_if_bad",
 ]

@@ -177,11 +177,12 @@ def _svi_runner(model: Callable, settings: SamplerSettings) -> Callable:
         guide = AutoNormal(model, init_loc_fn=init_to_value(values=init_values), init_scale=0.01)
         svi = SVI(model, guide, numpyro.optim.Adam(s.svi_learning_rate), Trace_ELBO())
         res = svi.run(k_fit, s.svi_steps, data=data, progress_bar=False)
-        pred = numpyro.infer.Predictive(
-            model, guide=guide, params=res.params, num_samples=s.num_samples
-        )
-        draws = pred(k_draw, data=data)
-        draws = {k: v[None] for k, v in draws.items() if k not in ("obs",)}
+        # latent draws from the guide, then the model's deterministic sites for each of them
+        # (Predictive with guide= returns only deterministic and observed sites)
+        k_latent, k_det = jax.random.split(k_draw)
+        latent = guide.sample_posterior(k_latent, res.params, sample_shape=(s.num_samples,))
+        det = numpyro.infer.Predictive(model, posterior_samples=latent)(k_det, data=data)
+        draws = {k: v[None] for k, v in {**det, **latent}.items() if not k.endswith("obs")}
         return draws, jnp.zeros((1, s.num_samples), bool), res.losses
 
     return run

@@ -1,4 +1,10 @@
-"""Posterior predictive check figures for :class:`~qdinfer.models.FitResult`."""
+"""Figures of :class:`~qdinfer.models.FitResult` objects.
+
+* :func:`plot_ppc`: posterior predictive check of a binned model (``mu``).
+* :func:`plot_states`: a blinking-state fit: the trace coloured by the most
+  probable state, and with per-state decays, each state's photons per
+  microtime bin with its fitted decay.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import numpy as np
 
 from ._fit import FitResult
 
-__all__ = ["plot_ppc"]
+__all__ = ["plot_ppc", "plot_states"]
 
 
 def plot_ppc(result: FitResult, *, prob: float = 0.9, n_draws: int = 400, seed: int = 0, ax=None):
@@ -51,4 +57,75 @@ def plot_ppc(result: FitResult, *, prob: float = 0.9, n_draws: int = 400, seed: 
         a1.axhline(0, color="C3", lw=0.8)
         a1.set_ylabel("residual (sd)")
         a1.set_xlabel(result.info.get("x_label", "index"))
+    return fig
+
+
+def plot_states(
+    result: FitResult, *, time_range_s: tuple[float, float] | None = None, figsize=None
+):
+    """Blinking-state fit: trace coloured by state, and the per-state decays.
+
+    Top: counts/s per bin, each bin coloured by its most probable state
+    (``info["state_probability"]``), the posterior-mean intensities as
+    lines.  Bottom (fits with per-state decays): the photons of each state
+    per microtime bin (bins weighted by their state probability) against
+    the fitted decay (posterior-mean ``micro_prob`` times the state's
+    photons), log scale, lifetimes in the legend.  Returns the matplotlib
+    Figure (Agg canvas, no pyplot state).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from ..plots_states import state_colour
+    from ..states import state_labels
+
+    info = result.info
+    if "state_probability" not in info:
+        raise ValueError("plot_states needs a fit from fit_states_bayes (state probabilities)")
+    prob = np.asarray(info["state_probability"])
+    k = prob.shape[1]
+    labels = state_labels(k)
+    colours = [state_colour(lab, j) for j, lab in enumerate(labels)]
+    dt = float(info["bin_width_s"])
+    edges = np.asarray(info["edges_s"])
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    rate = np.asarray(info["counts"], np.float64) / dt
+    state = np.argmax(prob, axis=1)
+    hist = info.get("micro_hist")
+    fig = Figure(figsize=figsize or (10.0, 6.0 if hist is not None else 3.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2 if hist is not None else 1, 1, squeeze=False)[:, 0]
+    ax = axes[0]
+    ax.plot(centres, rate, color="0.75", lw=0.5, zorder=1)
+    for j in range(k):
+        m = state == j
+        if np.any(m):
+            ax.scatter(centres[m], rate[m], s=2, color=colours[j], label=labels[j], linewidths=0)
+        ax.axhline(result.mean(f"intensity_{j + 1}_hz"), color=colours[j], lw=1.0, zorder=3)
+    if time_range_s is not None:
+        ax.set_xlim(*time_range_s)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel(f"counts/s ({dt * 1e3:g} ms bins)")
+    ax.legend(loc="upper right", fontsize="small", markerscale=4, ncols=k)
+    ax.set_title(f"{result.model_name}: most probable state per bin")
+    if hist is not None:
+        axd = axes[1]
+        m_edges = np.asarray(info["micro_edges_s"])
+        x_ns = 0.5 * (m_edges[1:] + m_edges[:-1]) * 1e9
+        per_state = prob.T @ np.asarray(hist, np.float64)  # (K, M) expected photons
+        shape = result.draws("micro_prob").mean(axis=0)
+        for j in range(k):
+            tau, sd = result.mean(f"tau_{j + 1}_s") * 1e9, result.sd(f"tau_{j + 1}_s") * 1e9
+            axd.plot(x_ns, per_state[j], ".", ms=3, color=colours[j])
+            axd.plot(
+                x_ns,
+                shape[j] * per_state[j].sum(),
+                color=colours[j],
+                lw=1.0,
+                label=f"{labels[j]}: tau {tau:.3g} +- {sd:.2g} ns",
+            )
+        axd.set_yscale("log")
+        axd.set_xlabel("delay (ns)")
+        axd.set_ylabel("photons per bin")
+        axd.legend(loc="upper right", fontsize="small")
     return fig

@@ -1,13 +1,17 @@
 """Simulation-based calibration (Talts et al. 2018, arXiv:1804.06788).
 
-Draw parameters from the prior, data from the model given them, fit, and
-record the rank of each true value among the posterior draws.  For a correct
-model and sampler the ranks are uniform; :func:`rank_uniformity_pvalue` tests
-that with a chi-square over a few rank bins.
+Draw parameters from the prior, data given them, fit, and record the rank
+of each true value among the posterior draws.  For a correct model and
+sampler the ranks are uniform; :func:`rank_uniformity_pvalue` tests that
+with a chi-square over a few rank bins and :func:`plot_ranks` shows the
+rank histograms.  The data come from the model's own likelihood (its prior
+predictive) or from an outside simulator (``simulate``: e.g. qdsim given
+the drawn parameters), which then calibrates the model against it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +23,7 @@ from scipy import stats
 
 from ._fit import SamplerSettings, run_model
 
-__all__ = ["SbcResult", "rank_uniformity_pvalue", "sbc"]
+__all__ = ["SbcResult", "plot_ranks", "rank_uniformity_pvalue", "sbc"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class SbcResult:
         Posterior draws per fit (ranks lie in 0..n_draws).
     max_r_hat : ndarray, shape (n_datasets,)
     divergences : ndarray of int, shape (n_datasets,)
+    wall_s : float
+        Time of the whole run (simulations and fits), seconds.
     """
 
     ranks: dict[str, np.ndarray]
@@ -43,6 +49,7 @@ class SbcResult:
     n_draws: int
     max_r_hat: np.ndarray
     divergences: np.ndarray
+    wall_s: float = 0.0
 
     def pvalues(self, n_bins: int = 4) -> dict[str, float]:
         """Chi-square p-value of rank uniformity per parameter."""
@@ -69,6 +76,8 @@ def sbc(
     thin: int = 1,
     seed: int = 0,
     obs_key: str = "counts",
+    simulate: Callable[[Mapping[str, np.ndarray], int], Mapping[str, Any]] | None = None,
+    progress: bool = True,
 ) -> SbcResult:
     """Run simulation-based calibration of ``model``.
 
@@ -88,7 +97,18 @@ def sbc(
     thin : int
         Keep every ``thin``-th posterior draw (reduces autocorrelation of
         the ranks).
+    simulate : callable, optional
+        ``simulate(truth, seed)`` returns the observed entries of the data
+        dict (e.g. ``{"counts": ...}``) for one prior draw ``truth`` (every
+        sampled and deterministic site, as NumPy values).  Default: the
+        model's own draw of ``"obs"``, as ``data[obs_key]``.
+    progress : bool
+        Show a tqdm bar over the datasets.
     """
+    from numpyro import handlers
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
     static = dict(static or {})
     settings = settings or SamplerSettings()
     base = {k: v for k, v in data.items() if k != obs_key}
@@ -97,20 +117,25 @@ def sbc(
         return model(data=data, **static)
 
     prior = Predictive(bound, num_samples=n_datasets)(jax.random.PRNGKey(seed), data=base)
-    from numpyro import handlers
-
+    prior = {k: np.asarray(v) for k, v in prior.items()}
     tr = handlers.trace(handlers.seed(bound, 0)).get_trace(data=base)
-    latent = [k for k, s in tr.items() if s["type"] == "sample" and k != "obs"]
+    latent = [
+        k for k, s in tr.items() if s["type"] == "sample" and not s["is_observed"] and k != "obs"
+    ]
     ranks = {p: np.zeros(n_datasets, np.int64) for p in params}
-    truths = {p: np.asarray(prior[p]) for p in params}
+    truths = {p: prior[p] for p in params}
     r_hats = np.zeros(n_datasets)
     divs = np.zeros(n_datasets, np.int64)
     n_draws = 0
-    for i in range(n_datasets):
+    for i in tqdm(range(n_datasets), desc="SBC", disable=not progress, leave=False):
         d = dict(base)
-        d[obs_key] = np.asarray(prior["obs"][i], np.float64)
+        if simulate is None:
+            d[obs_key] = np.asarray(prior["obs"][i], np.float64)
+        else:
+            truth = {k: v[i] for k, v in prior.items()}
+            d.update(simulate(truth, seed + 1 + i))
         if init_fn is None:
-            init = {k: np.asarray(prior[k][i]) for k in latent}
+            init = {k: prior[k][i] for k in latent}
         else:
             init = dict(init_fn(d))
         res = run_model(
@@ -129,4 +154,32 @@ def sbc(
             draws = res.draws(p)[::thin]
             n_draws = len(draws)
             ranks[p][i] = int(np.sum(draws < truths[p][i]))
-    return SbcResult(ranks, truths, n_draws, r_hats, divs)
+    return SbcResult(ranks, truths, n_draws, r_hats, divs, time.perf_counter() - t0)
+
+
+def plot_ranks(result: SbcResult, *, n_bins: int = 10, ax=None):
+    """Histogram of the ranks per parameter, with the uniform band (99 % of counts).
+
+    Returns the matplotlib Figure (one panel per parameter unless ``ax``, a
+    sequence of axes, is given).
+    """
+    names = list(result.ranks)
+    if ax is None:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(2.6 * len(names), 2.4), layout="constrained")
+        axes = fig.subplots(1, len(names), squeeze=False)[0]
+    else:
+        axes = np.atleast_1d(ax)
+        fig = axes[0].figure
+    edges = np.linspace(0, result.n_draws + 1, n_bins + 1)
+    n = len(next(iter(result.ranks.values())))
+    lo, hi = stats.binom.ppf([0.005, 0.995], n, 1.0 / n_bins)
+    pvals = result.pvalues(n_bins=min(n_bins, max(2, n // 5)))
+    for a, name in zip(axes, names, strict=True):
+        a.axhspan(lo, hi, color="0.85")
+        a.hist(result.ranks[name], bins=edges, color="C0")
+        a.set_title(f"{name}\np = {pvals[name]:.2g}", fontsize=8)
+        a.set_xlabel("rank")
+    axes[0].set_ylabel("datasets")
+    return fig
