@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 import qdinfer
-from qdio.units import format_quantity, parse_quantity
+from qdio.units import format_quantity
+
+from ._options import delay_option, positive_option
 
 __all__ = ["add_parser", "analyze", "cmd_analyze", "format_summary"]
 
@@ -343,14 +345,8 @@ def _jsonable(x: Any) -> Any:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """``qdlight analyze``: returns the exit status (errors raise ValueError, one line)."""
-    gate_s = None
-    if args.gate is not None:
-        gate_s = parse_quantity(args.gate, "s", name="--gate")
-        if not gate_s >= 0:
-            raise ValueError(f"--gate {args.gate!r} must be a delay >= 0")
-    trace_bin = parse_quantity(args.trace_bin, "s", name="--trace-bin")
-    if not trace_bin > 0:
-        raise ValueError(f"--trace-bin {args.trace_bin!r} must be > 0")
+    gate_s = delay_option(args.gate, "--gate")
+    trace_bin = positive_option(args.trace_bin, "s", "--trace-bin")
     if args.irf is not None and not args.irf.is_file():
         raise FileNotFoundError(f"--irf {args.irf}: no such file")
     if args.report is not None and args.report.suffix.lower() not in (".html", ".htm"):

@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 
 import qdinfer
-from qdio.units import format_quantity, parse_quantity
+from qdio.units import format_quantity
 
+from ._options import delay_option, positive_option
 from .series import load_series
 
 __all__ = [
@@ -416,9 +417,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.gate is not None:
         if args.model != "decay":
             raise ValueError("--gate applies to --model decay")
-        gate_s = parse_quantity(args.gate, "s", name="--gate")
-        if not gate_s >= 0:
-            raise ValueError(f"--gate {args.gate!r} must be a delay >= 0")
+        gate_s = delay_option(args.gate, "--gate")
     if args.model in ("rate", "joint") and args.file.suffix.lower() != ".toml":
         raise ValueError(f"--model {args.model} needs a SERIES.toml, got {args.file}")
     if args.samples < 10 or args.chains < 1:
@@ -444,9 +443,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     elif args.model == "g2":
         res = g2_posterior(qdio.read(args.file), settings=settings, seed=args.seed)
     elif args.model == "states":
-        width = parse_quantity(args.trace_bin, "s", name="--trace-bin")
-        if not width > 0:
-            raise ValueError(f"--trace-bin {args.trace_bin!r} must be > 0")
+        width = positive_option(args.trace_bin, "s", "--trace-bin")
         irf = qdinfer.irf_from_file(args.irf) if args.irf is not None else None
         res = states_posterior(
             qdio.read(args.file),

@@ -35,8 +35,9 @@ import qdinfer
 import qdio
 from qdinfer.accumulate import AnalysisAccumulator, FileAnalysis
 from qdio._util import atomic_write
-from qdio.units import format_quantity, parse_quantity
+from qdio.units import format_quantity
 
+from ._options import delay_option, positive_option
 from .analyze import _fmt, _jsonable, _parse_channels
 
 __all__ = ["add_parser", "cmd_watch", "format_block", "format_line", "watch"]
@@ -599,20 +600,10 @@ def _check_gate(path, gate_s: float | None, chunk) -> None:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     """``qdlight watch``: returns the exit status (errors raise ValueError, one line)."""
-    gate_s = None
-    if args.gate is not None:
-        gate_s = parse_quantity(args.gate, "s", name="--gate")
-        if not gate_s >= 0:
-            raise ValueError(f"--gate {args.gate!r} must be a delay >= 0")
-    interval = parse_quantity(args.interval, "s", name="--interval")
-    if not interval > 0:
-        raise ValueError(f"--interval {args.interval!r} must be > 0")
-    idle = parse_quantity(args.idle, "s", name="--idle")
-    if not idle >= 0:
-        raise ValueError(f"--idle {args.idle!r} must be >= 0 (0: until Ctrl-C)")
-    trace_bin = parse_quantity(args.trace_bin, "s", name="--trace-bin")
-    if not trace_bin > 0:
-        raise ValueError(f"--trace-bin {args.trace_bin!r} must be > 0")
+    gate_s = delay_option(args.gate, "--gate")
+    interval = positive_option(args.interval, "s", "--interval")
+    idle = delay_option(args.idle, "--idle", " (0: until Ctrl-C)")
+    trace_bin = positive_option(args.trace_bin, "s", "--trace-bin")
     if args.figure is not None and args.figure.suffix.lower() != ".png":
         raise ValueError(f"--figure {args.figure}: use a .png file name")
     if args.figure is not None and not args.figure.parent.is_dir():
