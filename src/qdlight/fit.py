@@ -228,13 +228,21 @@ def series_posterior(
 Z_TRUTH = 3.0  # a posterior agrees with a known truth when |mean - truth| < 3 sd
 
 
-def posterior_rows(res, truth: dict[str, float] | None = None, prob: float = 0.9) -> list[dict]:
+def posterior_rows(
+    res,
+    truth: dict[str, float] | None = None,
+    prob: float = 0.9,
+    systematic: dict[str, float] | None = None,
+) -> list[dict]:
     """Summary rows of a fit: mean, sd and ``prob`` interval per parameter.
 
     With ``truth``: whether the interval covers it, ``z = (mean - truth) /
-    sd`` and ``ok`` (``|z| < 3``).
+    sigma`` and ``ok`` (``|z| < 3``); sigma is the posterior sd, combined
+    with ``systematic[name] * truth`` where a relative systematic allowance
+    is given (what the model knowingly leaves out).
     """
     summary = res.to_dict(prob)
+    systematic = systematic or {}
     rows = []
     for name, p in summary["params"].items():
         lo, hi = p["interval"]
@@ -247,20 +255,29 @@ def posterior_rows(res, truth: dict[str, float] | None = None, prob: float = 0.9
             f"{prob:.0%} high": hi,
         }
         if truth is not None and name in truth:
-            row["truth"] = truth[name]
-            row[f"in {prob:.0%}"] = bool(lo <= truth[name] <= hi)
-            row["z"] = (p["mean"] - truth[name]) / p["sd"] if p["sd"] > 0 else math.nan
+            t = truth[name]
+            sigma = math.hypot(p["sd"], systematic.get(name, 0.0) * t)
+            row["truth"] = t
+            row[f"in {prob:.0%}"] = bool(lo <= t <= hi)
+            row["z"] = (p["mean"] - t) / sigma if sigma > 0 else math.nan
             row["ok"] = bool(abs(row["z"]) < Z_TRUTH)
         rows.append(row)
     return rows
 
 
-def add_posterior(section, res, *, caption: str, truth: dict[str, float] | None = None) -> bool:
+def add_posterior(
+    section,
+    res,
+    *,
+    caption: str,
+    truth: dict[str, float] | None = None,
+    systematic: dict[str, float] | None = None,
+) -> bool:
     """Table (with truth where known), diagnostics and predictive-check figure of ``res``.
 
-    Returns whether every known truth is within 3 posterior sd.
+    Returns whether every known truth is within 3 sigma (:func:`posterior_rows`).
     """
-    rows = posterior_rows(res, truth)
+    rows = posterior_rows(res, truth, systematic=systematic)
     section.table(rows, caption=f"{caption}: posterior (90 % credible intervals)",
                   status_column="ok" if truth else None)  # fmt: skip
     d = res.diagnostics
@@ -389,10 +406,14 @@ def report_section(report, results) -> None:
     timings["decay"] = time.perf_counter() - t0
     sec.text(
         f"Decay at {p_text}: one exponential on the tail (20-200 ns after the IRF peak, where "
-        "only the exciton, background and a few afterpulses remain)."
+        "only the exciton, background and a few afterpulses remain). As for the tail fit "
+        "in the checks above, z allows a 2 % systematic: the afterpulses and dead time "
+        "shape the tail in ways a flat background does not hold (the 120 s acquisition "
+        "of the full demo gives 59.1 +- 0.2 ns)."
     )
-    add_posterior(sec, decay, caption=f"decay tail at {p_text}",
-                  truth={"tau_1_s": em.states[0].tau_x_s})  # fmt: skip
+    tau_x = {"tau_1_s": em.states[0].tau_x_s}
+    add_posterior(sec, decay, caption=f"decay tail at {p_text}", truth=tau_x,
+                  systematic={"tau_1_s": 0.02})  # fmt: skip
 
     if not quick:
         t0 = time.perf_counter()
@@ -402,10 +423,11 @@ def report_section(report, results) -> None:
             f"g2 histogram at {p_text}: peaks at multiples of the laser period with "
             "exponential shapes and a flat background; g2(0) is the centre / side peak area "
             "ratio, compared with the closed form including the simulated background "
-            "(qdlight plan)."
+            "(qdlight plan), with the checks' 3 % systematic allowance."
         )
         truth = {"g2_zero": results.predictions[mid].g2_zero}
-        add_posterior(sec, g2, caption=f"g2 at {p_text}", truth=truth)
+        add_posterior(sec, g2, caption=f"g2 at {p_text}", truth=truth,
+                      systematic={"g2_zero": 0.03})  # fmt: skip
     results.timings_s.update({f"Bayes: {k}": v for k, v in timings.items()})
 
 
