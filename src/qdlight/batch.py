@@ -359,6 +359,8 @@ def _truth(setup: Any) -> dict[str, float]:
 
 
 def _sim_excitation(setup: Any) -> dict[str, Any]:
+    from .fit import known_detection
+
     det = setup.detection
     dead = min(max(d.dead_time_s, det.tcspc.dead_time_s) for d in det.detectors)
     tau_x = max(s.tau_x_s for s in setup.emitter.states)
@@ -367,7 +369,8 @@ def _sim_excitation(setup: Any) -> dict[str, Any]:
         "rep_rate_hz": setup.excitation.rep_rate_hz,
         "numerical_aperture": setup.excitation.numerical_aperture,
         "spot_area_m2": setup.excitation.spot_area,
-        "afterpulse_probability": float(np.mean([d.afterpulse_probability for d in det.detectors])),
+        # afterpulses the TCSPC records, laser leakage per watt (what a lab measures)
+        **known_detection(setup),
         # detectors dead for longer than the emission count at most one photon per pulse
         "n_detectors_dead_time": len(det.detectors) if dead >= tau_x else 0,
     }
@@ -387,6 +390,7 @@ def _file_excitation(table: dict, w: _Where) -> dict[str, Any]:
         "numerical_aperture": 0.8,
         "spot_area_m2": None,
         "afterpulse_probability": 0.0,
+        "leakage_hz_per_w": 0.0,
         "n_detectors_dead_time": 0,
     }
     for key, (unit, name) in _EXCITATION_KEYS.items():
@@ -672,12 +676,17 @@ def _row_from_summary(summary: dict[str, Any], objects: dict[str, Any], n_exp: i
         row[key] = g2.get(key)
         row[key + "_stderr"] = g2.get(key + "_stderr")
     row["g2_side_uniformity_p"] = g2.get("g2_zero_side_uniformity_pvalue")
+    # the peak counts, for the joint fit's binomial likelihood
+    res = objects["analysis"]
+    pulsed = res.g2_zero
+    row["g2_centre_counts"] = None if pulsed is None else int(pulsed.centre_counts)
+    row["g2_side_counts"] = None if pulsed is None else int(pulsed.side_counts.sum())
+    row["g2_side_weight"] = None if pulsed is None else float(pulsed.side_weights.sum())
     for c, d in summary.get("decays", {}).items():
         for k in range(n_exp):
             taus, errs = d.get("tau_s", []), d.get("tau_stderr_s", [])
             row[f"tau{k + 1}_ch{c}_s"] = taus[k] if k < len(taus) else None
             row[f"tau{k + 1}_ch{c}_stderr_s"] = errs[k] if k < len(errs) else None
-    res = objects["analysis"]
     row["tau_x_tail_s"] = row["tau_x_tail_stderr_s"] = None
     if res.is_t3 and res.decays:
         try:
@@ -761,6 +770,8 @@ def fit_emitter(emitter: dict[str, Any], *rows: dict[str, Any]) -> dict[str, Any
         return out
     from qdinfer.models import SamplerSettings, fit_power_series, warn_if_bad
 
+    from .fit import RATE_SYSTEMATIC
+
     exc_ = dict(emitter["excitation"])
     if exc_.get("rep_rate_hz") is None:  # the files' sync rate
         periods = [r["sync_period_s"] for r in good if r.get("sync_period_s")]
@@ -772,10 +783,11 @@ def fit_emitter(emitter: dict[str, Any], *rows: dict[str, Any]) -> dict[str, Any
         num_chains=1 if emitter["svi"] else emitter["chains"],
     )
     kw: dict[str, Any] = {}
-    if emitter["fit"] == "joint":
-        kw["g2"] = (
-            [np.nan if r.get("g2_zero") is None else r["g2_zero"] for r in good],
-            [np.nan if r.get("g2_zero_stderr") is None else r["g2_zero_stderr"] for r in good],
+    if emitter["fit"] == "joint":  # peak counts (a point without g2: no pairs, no information)
+        kw["g2_counts"] = (
+            [r.get("g2_centre_counts") or 0 for r in good],
+            [r.get("g2_side_counts") or 0 for r in good],
+            [r.get("g2_side_weight") or 1.0 for r in good],
         )
     try:
         res = fit_power_series(
@@ -787,6 +799,8 @@ def fit_emitter(emitter: dict[str, Any], *rows: dict[str, Any]) -> dict[str, Any
             numerical_aperture=exc_["numerical_aperture"],
             spot_area_m2=exc_["spot_area_m2"],
             afterpulse_probability=exc_["afterpulse_probability"],
+            leakage_hz_per_w=exc_.get("leakage_hz_per_w", 0.0),
+            rate_systematic=RATE_SYSTEMATIC,
             n_detectors_dead_time=exc_["n_detectors_dead_time"],
             settings=settings,
             seed=emitter["fit_seed"],

@@ -39,6 +39,7 @@ __all__ = [
     "cmd_fit",
     "decay_posterior",
     "g2_posterior",
+    "known_detection",
     "load_series",
     "posterior_rows",
     "report_section",
@@ -305,10 +306,10 @@ def _num(x: Any) -> str:
     return "n/a" if x is None else f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
-RATE_SYSTEMATIC = 0.005  # the demo's allowance for the rate closed forms (see its checks)
+RATE_SYSTEMATIC = 0.005  # relative error of the rate model (the demo's checks allow the same)
 
 
-def _known_detection(setup) -> dict[str, float]:
+def known_detection(setup) -> dict[str, float]:
     """What a lab knows of its detection (here: the simulated one) for the power-series model.
 
     Laser leakage of all detectors per watt (linear in the power), and the
@@ -367,7 +368,7 @@ def report_section(report, results) -> None:
         [sim.stream for sim in results.sims],
         [sim.power_w for sim in results.sims],
         joint=True,
-        **_known_detection(setup),
+        **known_detection(setup),
         n_detectors_dead_time=len(setup.detection.detectors),
         rate_systematic=RATE_SYSTEMATIC,
         settings=settings,
