@@ -73,7 +73,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument(
         "--counts-only",
         action="store_true",
-        help="states: counts per bin only (faster; default: per-state lifetimes from T3 data)",
+        help="states: counts per bin only (faster; default: per-state lifetimes from T3 data, "
+        "exciton lifetimes under weak excitation, see docs/bayes.md)",
     )
     p.add_argument("--samples", type=int, default=500, help="draws per chain (default 500)")
     p.add_argument("--chains", type=int, default=2, help="chains (default 2)")

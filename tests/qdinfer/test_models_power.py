@@ -385,9 +385,42 @@ def test_bad_options_name_the_value(kwargs, match):
         ({"rate_systematic": 0.01, "overdispersion": True}, "pick one"),
         ({"g2_counts": ([1] * 5, [4] * 5, [4] * 5), "g2": ([0.2] * 5, [0.1] * 5)}, "not both"),
         ({"g2_counts": ([1] * 4, [4] * 4, [4] * 4)}, "with 5 entries"),
-        ({"g2_counts": ([1] * 5, [4] * 5, [0] * 5)}, "side weights > 0"),
+        ({"g2_counts": ([1] * 5, [4] * 5, [0] * 5)}, r"side weights .* must be finite and > 0"),
+        ({"g2_counts": ([2.5] + [1] * 4, [4] * 5, [2] * 5)}, "point 0 has centre 2.5"),
+        ({"g2_counts": ([float("nan")] + [1] * 4, [4] * 5, [2] * 5)}, "whole numbers"),
     ],
 )
 def test_detection_options_validated(kwargs, match):
     with pytest.raises(ValueError, match=match):
         fit_power_series(POWERS, [1e4] * 5, 10.0, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("counts", "match"),
+    [
+        ([float("nan"), 1e4, 1e4, 1e4, 1e4], r"counts \[nan\] at point\(s\) \[0\]"),
+        ([-1, 1e4, 1e4, 1e4, 1e4], "must be finite and >= 0"),
+        ([0] * 5, "no photons at any power"),
+    ],
+)
+def test_bad_counts_named(counts, match):
+    with pytest.raises(ValueError, match=match):
+        fit_power_series(POWERS, counts, 10.0)
+
+
+def test_zero_count_point_starts():
+    """A power without photons drops out of the starting-point search (no inf / NaN)."""
+    from qdinfer.models.power import _initial
+
+    data = {
+        "counts": np.array([0.0, 300.0, 3e4]),
+        "duration_s": np.ones(3),
+        "afterpulse": 0.0,
+        "rep_rate_hz": 2.5e6,
+        "photons_per_pulse": np.array([1e3, 1e4, 1e5]),
+        "power_w": np.array([1e-8, 1e-7, 1e-6]),
+        "spot_area_m2": 3e-13,
+        "eta_x": 1.0,
+    }
+    init = _initial(data, {"fix_eta_x": True})
+    assert all(np.isfinite(v) for v in init.values())

@@ -267,3 +267,10 @@ def test_decay_inputs_checked():
         fit_states_bayes(y, DT, micro_hist=hist[:, :10], decay=decay, irf=_true_irf())
     with pytest.raises(ValueError, match="row sums <= counts"):
         fit_states_bayes(y // 4, DT, micro_hist=hist, decay=decay, irf=_true_irf())
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -1.0, 2.5])
+def test_counts_must_be_whole_and_nonnegative(bad):
+    counts = np.r_[np.full(20, 5.0), bad]
+    with pytest.raises(ValueError, match=r"counts\[20\] = .*whole numbers >= 0"):
+        fit_states_bayes(counts, 0.01)

@@ -324,7 +324,8 @@ def power_series_model(
         log_tau_x = numpyro.sample("log_tau_x_ns", dist.Normal(math.log(50.0), 1.0))
         tau_x = numpyro.deterministic("tau_x_s", jnp.exp(log_tau_x) * 1e-9)
         ratio = numpyro.sample("tau_ratio", dist.Beta(1.0, 4.0))
-        tau_bx = numpyro.deterministic("tau_bx_s", tau_x * ratio)
+        # below 1e-4 tau_X the ratio changes nothing measurable; float32 expm would give NaN
+        tau_bx = numpyro.deterministic("tau_bx_s", tau_x * jnp.maximum(ratio, 1e-4))
     # yields (and lifetimes) of the K core levels; tau only matters for the gate
     eta, tau = ladder_levels(
         eta_x,
@@ -379,7 +380,7 @@ def power_series_model(
         g2_signal = _ratio(emm, em)  # one photon per detector and pulse: +0.001 at n = 25
         # afterpulses copy detections 0.2-1 period later: a fraction p_ap of the pairs
         # loses its pulse correlation (measured on qdsim: +0.014 at g2 0.28 with 1.8 %)
-        g2 = _diluted(g2_signal, phi / (phi + bg))
+        g2 = _diluted(g2_signal, phi / (phi + bg + leak))
         g2 = numpyro.deterministic(
             "g2_zero_model", (1.0 - data["afterpulse"]) * g2 + data["afterpulse"]
         )
@@ -472,6 +473,9 @@ def fit_power_series(
     ``g2`` / ``g2_gated`` / ``tau_x_s`` / ``red_fraction`` (each a pair
     ``(values, standard errors)``, one entry per power; NaN entries are
     dropped by giving them an infinite error) makes it the joint model.
+    ``g2`` is the raw (uncorrected) ratio, ``PulsedG2.raw_value`` /
+    ``raw_stderr``: the model applies the background and afterpulse
+    dilution itself (a corrected ``value`` would be corrected twice).
     ``g2_counts = (centre_counts, side_total, side_weight)`` per power (from
     :class:`qdinfer.PulsedG2`: ``centre_counts``, ``side_counts.sum()``,
     ``side_weights.sum()``) replaces ``g2`` by the exact binomial likelihood
@@ -568,7 +572,13 @@ def fit_power_series(
     y = np.asarray(counts, np.float64)
     if y.shape != (k,) or np.any(p <= 0) or np.any(dur <= 0):
         raise ValueError("power_w, counts and duration_s need one positive entry per power")
-    rate_min = float(np.min(y / dur))
+    bad = ~np.isfinite(y) | (y < 0)
+    if bad.any():
+        raise ValueError(f"counts {y[bad].tolist()} at point(s) {np.flatnonzero(bad).tolist()}: "
+                         "photon counts must be finite and >= 0")  # fmt: skip
+    if not np.any(y > 0):
+        raise ValueError("counts: no photons at any power")
+    rate_min = float(np.min(y[y > 0] / dur[y > 0]))
     data: dict[str, np.ndarray | float] = {
         "power_w": p,
         "duration_s": dur,
@@ -628,8 +638,17 @@ def fit_power_series(
         centre, side, weight = (np.asarray(x, np.float64) for x in g2_counts)
         if not centre.shape == side.shape == weight.shape == (k,):
             raise ValueError(f"g2_counts: need (centre, side total, side weight) with {k} entries")
-        if np.any(centre < 0) or np.any(side < 0) or np.any(weight <= 0):
-            raise ValueError("g2_counts: counts must be >= 0 and side weights > 0")
+        whole = np.isfinite(centre) & np.isfinite(side) & (centre >= 0) & (side >= 0)
+        whole &= (centre == np.round(centre)) & (side == np.round(side))
+        if not whole.all():
+            i = int(np.flatnonzero(~whole)[0])
+            raise ValueError(
+                f"g2_counts: point {i} has centre {float(centre[i])!r}, side "
+                f"{float(side[i])!r}: peak counts must be whole numbers >= 0 (raw pair "
+                "counts, not background-corrected)"
+            )
+        if not np.all(np.isfinite(weight) & (weight > 0)):
+            raise ValueError(f"g2_counts: side weights {weight.tolist()} must be finite and > 0")
         data["g2_centre"] = centre
         data["g2_pairs"] = centre + side
         data["g2_side_weight"] = weight
@@ -685,6 +704,7 @@ def _initial(data: Mapping, static: Mapping) -> dict[str, float]:
     y = y / (1.0 + float(data["afterpulse"]))
     leak = float(data.get("leakage_hz_per_w", 0.0)) * np.asarray(data["power_w"])
     y = np.maximum(y - leak, 0.5 * y)
+    y = np.where(y > 0, y, np.inf)  # rows without photons drop out below (1 / inf = 0)
     f = float(data["rep_rate_hz"])
     eta_x = float(data["eta_x"]) if static.get("fix_eta_x") else 0.95
     eta_bx = 0.2
@@ -696,7 +716,8 @@ def _initial(data: Mapping, static: Mapping) -> dict[str, float]:
         p2 = p1 - n * np.exp(-n)
         shell = np.maximum(n - 2.0 + (2.0 + n) * np.exp(-n), 0.0)
         design = np.stack([(eta_x * p1 + eta_bx * p2) * f / y, shell * f / y], axis=1)
-        (u, v), _ = optimize.nnls(design, np.ones_like(y))
+        design = design[np.isfinite(y)]  # relative residuals: a point without photons drops out
+        (u, v), _ = optimize.nnls(design, np.ones(len(design)))
         cost = float(np.sum((design @ [u, v] - 1.0) ** 2))
         if u > 0 and cost < best[0]:
             best = (cost, float(n_top), float(u), float(v / u))

@@ -442,6 +442,10 @@ def fit_states_bayes(
     y = np.asarray(counts, np.float64)
     if y.ndim != 1 or len(y) < 10:
         raise ValueError(f"counts must be 1-D with >= 10 bins, got shape {y.shape}")
+    bad = ~(np.isfinite(y) & (y >= 0) & (y == np.round(y)))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"counts[{i}] = {float(y[i])!r}: photon counts must be whole numbers >= 0")
     if not 2 <= n_states <= 4:
         raise ValueError(f"n_states={n_states!r} must be 2, 3 or 4")
     if not (math.isfinite(bin_width_s) and bin_width_s > 0):
