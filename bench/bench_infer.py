@@ -124,23 +124,17 @@ def joint_bench(seed: int) -> list[str]:
 
 def sbc_bench(n_datasets: int, seed: int) -> list[str]:
     from qdinfer.models import SamplerSettings
-    from qdinfer.models import decay as md
     from qdinfer.models.sbc import sbc
+    from qdlight.sweep import sbc_problem
 
-    n, period = 64, 50e-9
-    edges = np.arange(n + 1) * period / n
-    irf = gaussian_irf(3e-9, 0.6e-9, edges)
-    d = DecayHistogram(np.ones(n, np.int64), edges, period)
-    data, _ = md.decay_inputs(
-        d, irf, tau_prior_ns=(5.0, 0.5), shift_prior_s=(0.0, 0.1e-9), scale=2e3
-    )
+    prob = sbc_problem("decay")  # the problem `qdlight sweep --sbc decay` runs
     t0 = time.perf_counter()
     r = sbc(
-        md.decay_model,
-        data,
-        params=["tau_1_s", "background_per_bin", "shift_s"],
+        prob["model"],
+        prob["data"],
+        params=prob["params"],
         n_datasets=n_datasets,
-        static={"n_exp": 1},
+        static=prob["static"],
         settings=SamplerSettings(num_warmup=200, num_samples=200),
         thin=4,
         seed=seed,

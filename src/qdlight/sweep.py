@@ -38,6 +38,7 @@ __all__ = [
     "parse_grid",
     "run_sbc",
     "sbc_chunk",
+    "sbc_problem",
     "simulate_grid",
     "simulate_point",
     "sweep_figure",
@@ -315,7 +316,7 @@ def _markers(ax, rows, key: str, colour: str, marker: str) -> None:
 
 
 # -- simulation-based calibration ------------------------------------------------------------
-def _sbc_problem(kind: str) -> dict[str, Any]:
+def sbc_problem(kind: str) -> dict[str, Any]:
     """Model, geometry and parameters of a small SBC problem of ``kind``."""
     if kind == "decay":
         from qdinfer.decay import DecayHistogram, gaussian_irf
@@ -394,7 +395,7 @@ def sbc_chunk(kind: str, n_datasets: int, seed: int, samples: int, thin: int) ->
     """
     from qdinfer.models import SamplerSettings, sbc
 
-    prob = _sbc_problem(kind)
+    prob = sbc_problem(kind)
     r = sbc(
         prob["model"],
         prob["data"],

@@ -230,7 +230,7 @@ def test_sbc_in_chunks_is_uniform(client, tmp_path):
     # chunk c used seed c * 5: its prior draws equal a plain sbc() run with that seed
     from qdinfer.models import SamplerSettings, sbc
 
-    prob = sweep._sbc_problem("decay")
+    prob = sweep.sbc_problem("decay")
     r = sbc(
         prob["model"],
         prob["data"],
