@@ -318,14 +318,18 @@ def known_detection(setup) -> dict[str, float]:
     afterpulse comes ``Exp(delay)`` after the detector's dead time; the
     card, dead longer, misses those earlier than its own dead time).
     """
+    from qdsim.detector import leakage_per_pulse
+
     det = setup.detection
     if det.leakage_exponent != 1.0:
         raise ValueError("the power-series model takes leakage linear in the power")
     d0 = det.detectors[0]
     blind_s = max(0.0, det.tcspc.dead_time_s - d0.dead_time_s)
+    p_ref = det.leakage_reference_power_w
     return {
-        "leakage_hz_per_w": sum(d.leakage_rate_hz for d in det.detectors)
-        / det.leakage_reference_power_w,
+        "leakage_hz_per_w": float(leakage_per_pulse(setup, p_ref).sum())
+        * setup.excitation.rep_rate_hz
+        / p_ref,
         "afterpulse_probability": d0.afterpulse_probability
         * math.exp(-blind_s / d0.afterpulse_delay_s),
     }
